@@ -1,0 +1,15 @@
+package main
+
+// figures are the numbers `make bench` ends with. Keep every earlier one:
+// a regression must show at a glance. Ratios compare against a baseline
+// measured in the same run.
+var figures = []figure{
+	// store: durable outbox appends (issue 3).
+	{name: "outbox.append.naive", unit: "events/s", op: ">=", target: 200, bench: "BenchmarkOutboxAppend/naive", metric: "events/s"},
+	{name: "outbox.append.1w.vs_naive", unit: "x", op: ">=", target: 0.8, bench: "BenchmarkOutboxAppend/group_1w", base: "BenchmarkOutboxAppend/naive", metric: "events/s"},
+	{name: "outbox.append.8w.vs_naive", unit: "x", op: ">=", target: 4, bench: "BenchmarkOutboxAppend/group_8w", base: "BenchmarkOutboxAppend/naive", metric: "events/s"},
+	{name: "outbox.append.64w.vs_naive", unit: "x", op: ">=", target: 20, bench: "BenchmarkOutboxAppend/group_64w", base: "BenchmarkOutboxAppend/naive", metric: "events/s"},
+	{name: "outbox.append.64w.vs_bolt_batch", unit: "x", op: ">=", target: 1, bench: "BenchmarkOutboxAppend/group_64w", base: "BenchmarkOutboxAppend/bolt_batch_64w", metric: "events/s"},
+	{name: "outbox.disk_per_300B_event", unit: "bytes", op: "<=", target: 512, bench: "BenchmarkOutboxDiskBytes", metric: "disk-B/event"},
+	{name: "outbox.backlog_1m.heap_growth", unit: "MiB", op: "<=", target: 16, bench: "BenchmarkOutboxBacklogHeap", metric: "heap-MiB"},
+}

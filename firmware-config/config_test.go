@@ -1,0 +1,120 @@
+package firmwareconfig
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("embedded default: %v", err)
+	}
+	if c.Store.CompactWithin.D() != 15*time.Minute || c.Store.Outbox.MaxRecords != 1_000_000 || c.Kind != "gateway" {
+		t.Fatalf("default values: %+v", c)
+	}
+	// The default works with no network: nothing in it names a broker.
+	if strings.Contains(string(DefaultDoc()), "tcp://") || strings.Contains(string(DefaultDoc()), "ssl://") {
+		t.Fatal("embedded default names a broker")
+	}
+}
+
+// Every bad file gets an error naming the file, the line and the key.
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want []string // each must appear in the error text
+	}{
+		{
+			name: "unknown key",
+			doc:  "kind = \"pos\"\n[store]\nmax_fil_mb = 3\n",
+			want: []string{"site.toml:3: store.max_fil_mb: unknown key"},
+		},
+		{
+			name: "unknown section",
+			doc:  "[stor]\ndir = \"/x\"\n",
+			want: []string{"site.toml:1: stor: unknown key"},
+		},
+		{
+			name: "wrong type",
+			doc:  "[store.outbox]\n\nmax_records = \"many\"\n",
+			want: []string{"site.toml:3:", "max_records"},
+		},
+		{
+			name: "bad duration",
+			doc:  "[store]\nlock_timeout = \"soon\"\n",
+			want: []string{"site.toml:2:", "lock_timeout", "not a duration"},
+		},
+		{
+			name: "bad values, all reported",
+			doc:  "kind = \"toaster\"\n[agent]\nid = \"a/b\"\n[log]\nlevel = \"loud\"\n",
+			want: []string{"site.toml:1: kind: \"toaster\" is not one of", "site.toml:3: agent.id:", "site.toml:5: log.level:"},
+		},
+		{
+			name: "range",
+			doc:  "[store.outbox]\nreserved_percent = 95\n",
+			want: []string{"site.toml:2: store.outbox.reserved_percent: 95 is out of range 1..90"},
+		},
+		{
+			name: "cross-key",
+			doc:  "[store]\nmax_file_mb = 10\n",
+			want: []string{"site.toml:2: store.max_file_mb: 10 is below store.outbox.max_mb 512"},
+		},
+		{
+			name: "syntax",
+			doc:  "[store\n",
+			want: []string{"site.toml:1"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("site.toml", []byte(tc.doc))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T is not a *Error: %v", err, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseOverridesDefaults(t *testing.T) {
+	c, err := Parse("pos.toml", []byte("kind = \"pos\"\n[store.outbox]\nmax_records = 5000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kind != "pos" || c.Store.Outbox.MaxRecords != 5000 || c.Store.Outbox.MaxMB != 512 {
+		t.Fatalf("merged config %+v", c.Store.Outbox)
+	}
+	o := c.StoreOptions(make([]byte, 32), nil)
+	if o.Outbox.ReservedRecords != 500 || o.Outbox.MaxBytes != 512<<20 || o.LockTimeout != 2*time.Second {
+		t.Fatalf("store options %+v", o.Outbox)
+	}
+}
+
+func TestStateDir(t *testing.T) {
+	c := Default()
+	t.Setenv("STATE_DIRECTORY", "/var/lib/storeagent:/other")
+	if d, _ := c.StateDir(); d != "/var/lib/storeagent" {
+		t.Fatalf("systemd state dir: %s", d)
+	}
+	t.Setenv("STATE_DIRECTORY", "")
+	t.Setenv("XDG_STATE_HOME", "/xdg")
+	if d, _ := c.StateDir(); d != "/xdg/storeagent" {
+		t.Fatalf("xdg state dir: %s", d)
+	}
+	c.Store.Dir = "/explicit"
+	if d, _ := c.StateDir(); d != "/explicit" || c.KeyFilePath(d) != "/explicit/store.key" {
+		t.Fatalf("explicit: %s", d)
+	}
+}
