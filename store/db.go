@@ -48,8 +48,9 @@ type Options struct {
 	// Default: discard.
 	Logger *slog.Logger
 
-	// now is the clock; tests replace it.
-	now func() time.Time
+	// Now is the clock for record times (outbox At, audit, compaction due).
+	// Default time.Now; tests that move time give theirs.
+	Now func() time.Time
 }
 
 // OutboxLimits bound the outbox by count and by bytes (key plus stored
@@ -80,8 +81,8 @@ func (o *Options) withDefaults(readOnly bool) Options {
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if out.now == nil {
-		out.now = time.Now
+	if out.Now == nil {
+		out.Now = time.Now
 	}
 	out.Outbox = out.Outbox.withDefaults()
 	return out
@@ -323,4 +324,4 @@ func (db *DB) FileSize() (int64, error) {
 	return fi.Size(), nil
 }
 
-func (db *DB) nowMs() int64 { return db.opts.now().UnixMilli() }
+func (db *DB) nowMs() int64 { return db.opts.Now().UnixMilli() }

@@ -18,14 +18,20 @@ const (
 	bucketAudit      = "audit"       // seq -> audit entry
 	bucketQuarantine = "quarantine"  // bucket 0x00 key -> value moved aside as corrupt
 
-	BucketProfiles = "profiles" // profile id -> sealed profile slice
-	BucketIdents   = "idents"   // keyed hash of an identifier -> profile id
-	BucketConsent  = "consent"  // profile id -> consent state
-	BucketPending  = "pending"  // events held until a customer's consent is decided
-	BucketRights   = "rights"   // rights requests, without PII
-	BucketExpiry   = "expiry"   // expiry time, profile id -> empty: slices to drop
-	BucketState    = "state"    // the agent's small records (policy, anonymous ids)
+	BucketPending = "pending" // events held until a customer's consent is decided
+	BucketRights  = "rights"  // rights requests, without PII
+	BucketState   = "state"   // the agent's small records (the policy)
+
+	// The profile cache comes in two generations (see CacheBucket), so a
+	// snapshot can be built beside the live cache and switched in one
+	// transaction.
+	BucketProfiles = "profiles" // profile key -> sealed profile record
+	BucketIdents   = "idents"   // keyed hash of an identifier -> profile key
+	BucketExpiry   = "expiry"   // expiry time, profile key -> empty
 )
+
+// CacheBucket names generation gen (0 or 1, taken mod 2) of a cache bucket.
+func CacheBucket(base string, gen uint64) string { return fmt.Sprintf("%s.%d", base, gen%2) }
 
 // SchemaVersion is the schema this build writes.
 const SchemaVersion = 1
@@ -46,7 +52,9 @@ type migration struct {
 var migrations = []migration{
 	{to: 1, name: "create buckets", fn: createBuckets(
 		bucketMeta, bucketOutbox, bucketOutboxTel, bucketOutboxSubj, bucketAudit, bucketQuarantine,
-		BucketProfiles, BucketIdents, BucketConsent, BucketPending, BucketRights, BucketExpiry, BucketState,
+		BucketPending, BucketRights, BucketState,
+		CacheBucket(BucketProfiles, 0), CacheBucket(BucketIdents, 0), CacheBucket(BucketExpiry, 0),
+		CacheBucket(BucketProfiles, 1), CacheBucket(BucketIdents, 1), CacheBucket(BucketExpiry, 1),
 	)},
 }
 

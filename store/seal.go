@@ -41,7 +41,8 @@ func newSealer(key []byte) (*sealer, error) {
 // aad binds a sealed value to where it is stored: bucket name, a zero byte,
 // and the record key. Moving a sealed value under another key breaks it.
 func aad(bucket string, key []byte) []byte {
-	out := make([]byte, 0, len(bucket)+1+len(key))
+	var buf [64]byte // most names and keys fit: no allocation on the read path
+	out := buf[:0]
 	out = append(out, bucket...)
 	out = append(out, 0)
 	return append(out, key...)

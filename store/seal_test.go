@@ -81,7 +81,7 @@ func TestSealedAtRest(t *testing.T) {
 	db := storetest.OpenAt(t, path, store.Options{Key: key})
 	secret := []byte("jane.doe@example.com")
 	err := db.Update(func(tx *store.Tx) error {
-		b := tx.Bucket(store.BucketProfiles)
+		b := tx.Bucket(store.CacheBucket(store.BucketProfiles, 0))
 		if err := b.PutSealed([]byte("p1"), secret); err != nil {
 			return err
 		}
@@ -94,7 +94,7 @@ func TestSealedAtRest(t *testing.T) {
 	}
 	mustAppend(t, db, store.Entry{Class: store.Critical, Payload: []byte("outbox " + string(secret))})
 	db.View(func(tx *store.Tx) error {
-		b := tx.Bucket(store.BucketProfiles)
+		b := tx.Bucket(store.CacheBucket(store.BucketProfiles, 0))
 		if got, err := b.GetSealed([]byte("p1")); err != nil || !bytes.Equal(got, secret) {
 			t.Errorf("open p1: %q %v", got, err)
 		}

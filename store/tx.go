@@ -130,6 +130,22 @@ func (b *Bucket) NextSequence() (uint64, error) {
 	return b.b.NextSequence()
 }
 
+// ClearBucket empties the named bucket (one of the agent's) in this
+// transaction: bbolt frees its pages at once, whatever its size.
+func (tx *Tx) ClearBucket(name string) error {
+	if !tx.writable {
+		return ErrReadOnly
+	}
+	if tx.bucket(name) == nil {
+		return fmt.Errorf("bucket %s: %w", name, ErrUnknownBucket)
+	}
+	if err := tx.btx.DeleteBucket([]byte(name)); err != nil {
+		return err
+	}
+	_, err := tx.btx.CreateBucket([]byte(name))
+	return err
+}
+
 // MetaUint reads a small counter or cursor. Absent reads as zero.
 func (tx *Tx) MetaUint(name string) uint64 {
 	v := tx.bucket(bucketMeta).Get([]byte(name))
@@ -166,4 +182,26 @@ func (db *DB) CompactionDue() (int64, error) {
 	var due uint64
 	err := db.View(func(tx *Tx) error { due = tx.MetaUint(metaCompactDue); return nil })
 	return int64(due), err
+}
+
+// Dump calls fn for every record of every bucket, sealed values opened (a
+// value that does not open is passed as stored; an outbox record is passed
+// as its subject followed by its opened payload). It reads the whole file in
+// one transaction: for tests that prove what is gone, and for support
+// tools, never for a hot path. fn must not keep k or v.
+func (db *DB) Dump(fn func(bucket string, k, v []byte) error) error {
+	return db.View(func(tx *Tx) error {
+		return tx.btx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error {
+				if string(name) == bucketOutbox {
+					if r, err := tx.decode(k, v, true); err == nil {
+						v = append(r.Subject, r.Payload...)
+					}
+				} else if plain, err := db.seal.open(string(name), k, v); err == nil {
+					v = plain
+				}
+				return fn(string(name), k, v)
+			})
+		})
+	})
 }

@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/storeagent/storeagent/agent/consent"
+	"github.com/storeagent/storeagent/agent/ident"
+	"github.com/storeagent/storeagent/store"
+)
+
+// benchCard makes the i-th Luhn-valid 16-digit card number.
+func benchCard(i int) string {
+	payload := fmt.Sprintf("900%012d", i)
+	return payload + string(ident.LuhnCheckDigit(payload))
+}
+
+// fillCache writes n profiles straight into the live cache, in large
+// transactions: the benchmark measures lookups, not loading.
+func fillCache(b *testing.B, f *fixture, n int) {
+	const perTx = 20_000
+	at := f.a.now()
+	for start := 0; start < n; start += perTx {
+		err := f.db.Update(func(tx *store.Tx) error {
+			c := f.a.live(tx)
+			for i := start; i < min(start+perTx, n); i++ {
+				id := fmt.Sprintf("cust-%07d", i)
+				rec := &profileRec{
+					ID: id, Version: 1, Expires: at + int64(24*time.Hour/time.Millisecond),
+					Idents:  [][]byte{identHash("loyalty", benchCard(i))},
+					Consent: map[string]consent.Entry{"loyalty": {Status: consent.Granted, At: at, Source: consent.Central}},
+					Attrs: []Attribute{
+						{Name: "tier", Purpose: "loyalty", Value: "gold"},
+						{Name: "points", Purpose: "loyalty", Value: int64(i % 5000)},
+						{Name: "segment", Purpose: "analytics", Value: "weekend"},
+					},
+				}
+				if err := c.put(f.a.pkey(id), rec, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIdentify1M measures Identify over one million cached profiles:
+// a loyalty scan normalised, check digit verified, hashed, looked up,
+// opened, decoded and filtered for its purpose. The floor, in the same run,
+// is a bare read transaction with one Get of the same identifier key. Run
+// it with -benchtime=1x: it loads the cache once and times 200,000 scans.
+func BenchmarkIdentify1M(b *testing.B) {
+	const profiles, lookups = 1_000_000, 200_000
+	for range b.N {
+		f := newFixtureWith(b, store.Options{InitialMmapSize: 1 << 30}, func(c *Config) { c.MaxProfiles = 2 * profiles })
+		fillCache(b, f, profiles)
+		rng := rand.New(rand.NewPCG(1, 2))
+		picks := make([]int, lookups)
+		for i := range picks {
+			picks[i] = rng.IntN(profiles)
+		}
+		bucket := store.CacheBucket(store.BucketIdents, f.a.gen.Load())
+		keys := make(map[int][]byte, len(picks))
+		for _, i := range picks {
+			keys[i] = identHash("loyalty", benchCard(i))
+		}
+		runtime.GC()
+		floor := timeEach(picks, func(i int) {
+			f.db.View(func(tx *store.Tx) error {
+				v, _ := tx.Bucket(bucket).Get(keys[i])
+				if v == nil {
+					b.Fatal("floor: key missing")
+				}
+				return nil
+			})
+		})
+		ctx := context.Background()
+		runtime.GC()
+		lat := timeEach(picks, func(i int) {
+			id, err := f.a.Identify(ctx, IdentifyRequest{Scan: benchCard(i), Purpose: "loyalty"})
+			if err != nil || !id.Known || len(id.Attributes) != 2 {
+				b.Fatalf("identify: %+v %v", id, err)
+			}
+		})
+		if os.Getenv("WARM") != "" {
+			lat = timeEach(picks, func(i int) { f.a.Identify(ctx, IdentifyRequest{Scan: benchCard(i), Purpose: "loyalty"}) })
+			floor = timeEach(picks, func(i int) {
+				f.db.View(func(tx *store.Tx) error { tx.Bucket(bucket).Get(keys[i]); return nil })
+			})
+		}
+		b.ReportMetric(pct(lat, 50), "p50-µs")
+		b.ReportMetric(pct(lat, 99), "p99-µs")
+		b.ReportMetric(pct(floor, 50), "get-p50-µs")
+		b.ReportMetric(pct(floor, 99), "get-p99-µs")
+		b.ReportMetric(pct(lat, 99)/pct(floor, 99), "p99-x-get")
+	}
+}
+
+// timeEach times fn once per pick, in µs.
+func timeEach(picks []int, fn func(int)) []float64 {
+	out := make([]float64, len(picks))
+	for j, i := range picks {
+		start := time.Now()
+		fn(i)
+		out[j] = float64(time.Since(start).Nanoseconds()) / 1e3
+	}
+	return out
+}
+
+func pct(v []float64, p int) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100]
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ident_test
+
+const raceEnabled = false

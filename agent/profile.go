@@ -1,0 +1,224 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/storeagent/storeagent/agent/consent"
+	"github.com/storeagent/storeagent/store"
+)
+
+const (
+	metaGen       = "agent.cache_gen"     // the live cache generation
+	metaCursor    = "agent.change_cursor" // last central change applied
+	metaCountBase = "agent.cache_count."  // + generation: profiles held
+	pkeyLen       = 16
+)
+
+// Attribute is one attribute of a profile slice.
+type Attribute struct {
+	Name    string `cbor:"1,keyasint" json:"name"`
+	Purpose string `cbor:"2,keyasint" json:"purpose"`
+	Value   any    `cbor:"3,keyasint" json:"value"`
+}
+
+// profileRec is the cached record of one customer, sealed at rest.
+type profileRec struct {
+	V           uint8                    `cbor:"0,keyasint"`
+	ID          string                   `cbor:"1,keyasint"`           // central id (userId), or a local anonymous id
+	Local       bool                     `cbor:"2,keyasint,omitempty"` // made here, not (yet) known to the central
+	Version     uint64                   `cbor:"3,keyasint,omitempty"`
+	Expires     int64                    `cbor:"4,keyasint,omitempty"` // ms; the slice is dropped after it
+	Restricted  bool                     `cbor:"5,keyasint,omitempty"`
+	Inactive    bool                     `cbor:"6,keyasint,omitempty"`
+	Attrs       []Attribute              `cbor:"7,keyasint,omitempty"`
+	Idents      [][]byte                 `cbor:"8,keyasint,omitempty"`
+	Consent     map[string]consent.Entry `cbor:"9,keyasint,omitempty"`
+	Provisional bool                     `cbor:"10,keyasint,omitempty"` // enrolled here, consent undecided
+}
+
+func (r *profileRec) subject() consent.Subject {
+	return consent.Subject{Known: true, Inactive: r.Inactive, Restricted: r.Restricted, Decisions: r.Consent}
+}
+
+// pkey is the store key of a profile: a keyed hash of its id, so the cache
+// never holds an id in the clear as a key.
+func (a *Agent) pkey(id string) []byte {
+	sum := a.hasher.Derive("profile", []byte(id))
+	return sum[:pkeyLen]
+}
+
+// cache is the profile cache of one generation inside one transaction. Its
+// buckets are opened on first use: Identify needs two of the three.
+type cache struct {
+	a   *Agent
+	pol *consent.Policy // the policy the cache is filtered by
+	tx  *store.Tx
+	gen uint64
+
+	profilesB, identsB, expiryB *store.Bucket
+}
+
+func (a *Agent) cacheIn(tx *store.Tx, gen uint64) *cache {
+	return &cache{a: a, tx: tx, gen: gen, pol: a.Policy()}
+}
+
+func (c *cache) open(b **store.Bucket, base string) *store.Bucket {
+	if *b == nil {
+		*b = c.tx.Bucket(store.CacheBucket(base, c.gen))
+	}
+	return *b
+}
+
+func (c *cache) profiles() *store.Bucket { return c.open(&c.profilesB, store.BucketProfiles) }
+func (c *cache) idents() *store.Bucket   { return c.open(&c.identsB, store.BucketIdents) }
+func (c *cache) expiry() *store.Bucket   { return c.open(&c.expiryB, store.BucketExpiry) }
+
+func (a *Agent) live(tx *store.Tx) *cache { return a.cacheIn(tx, a.gen.Load()) }
+
+// get returns the record at pkey, or nil.
+func (c *cache) get(pkey []byte) (*profileRec, error) {
+	raw, err := c.profiles().GetSealed(pkey)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	rec := &profileRec{}
+	if err := store.UnmarshalRecord("profiles", pkey, raw, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// lookup returns the profile key an identifier hash maps to, or nil.
+func (c *cache) lookup(hash []byte) ([]byte, error) { return c.idents().Get(hash) }
+
+// put writes rec at pkey, filtering its attributes to what the policy
+// permits (the cache never holds more), indexing its identifiers and its
+// expiry, and evicting the soonest-expiring profile when the cache is full.
+func (c *cache) put(pkey []byte, rec *profileRec, old *profileRec) error {
+	rec.V = 1
+	rec.Attrs = permittedAttrs(c.pol, rec)
+	if old != nil {
+		if err := c.unindex(pkey, old, rec); err != nil {
+			return err
+		}
+	} else if err := c.makeRoom(); err != nil {
+		return err
+	}
+	b, err := store.MarshalRecord(rec)
+	if err != nil {
+		return err
+	}
+	if err := c.profiles().PutSealed(pkey, b); err != nil {
+		return err
+	}
+	for _, h := range rec.Idents {
+		if err := c.idents().Put(h, pkey); err != nil {
+			return err
+		}
+	}
+	if rec.Expires > 0 {
+		if err := c.expiry().Put(expiryKey(rec.Expires, pkey), nil); err != nil {
+			return err
+		}
+	}
+	if old == nil {
+		return c.addCount(1)
+	}
+	return nil
+}
+
+// unindex removes the index entries of old that rec no longer has.
+func (c *cache) unindex(pkey []byte, old, rec *profileRec) error {
+	for _, h := range old.Idents {
+		if !slices.ContainsFunc(rec.Idents, func(x []byte) bool { return bytes.Equal(x, h) }) {
+			if err := c.idents().Delete(h); err != nil {
+				return err
+			}
+		}
+	}
+	if old.Expires > 0 && old.Expires != rec.Expires {
+		return c.expiry().Delete(expiryKey(old.Expires, pkey))
+	}
+	return nil
+}
+
+// del removes the profile at pkey with its identifier and expiry entries.
+func (c *cache) del(pkey []byte, rec *profileRec) error {
+	if err := c.unindex(pkey, rec, &profileRec{}); err != nil {
+		return err
+	}
+	if err := c.profiles().Delete(pkey); err != nil {
+		return err
+	}
+	return c.addCount(-1)
+}
+
+func (c *cache) count() uint64 { return c.tx.MetaUint(fmt.Sprint(metaCountBase, c.gen%2)) }
+
+func (c *cache) addCount(d int) error {
+	n := int64(c.count()) + int64(d)
+	return c.tx.SetMetaUint(fmt.Sprint(metaCountBase, c.gen%2), uint64(max(n, 0)))
+}
+
+// makeRoom drops the profile that expires first when the cache is full.
+func (c *cache) makeRoom() error {
+	for c.count() >= c.a.cfg.MaxProfiles {
+		k := firstKey(c.expiry())
+		if k == nil {
+			return fmt.Errorf("profile cache full (%d) and nothing expires: raise agent.max_profiles", c.count())
+		}
+		victim := k[8:]
+		rec, err := c.get(victim)
+		if err != nil {
+			return err
+		}
+		if rec == nil { // an index entry left without its record
+			if err := c.expiry().Delete(k); err != nil {
+				return err
+			}
+			continue
+		}
+		c.a.stats.Evicted.Add(1)
+		if err := c.del(victim, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstKey returns a copy of the first key of b, or nil.
+func firstKey(b *store.Bucket) []byte {
+	var first []byte
+	b.ForEach(nil, func(k, _ []byte) error {
+		first = append([]byte(nil), k...)
+		return errStop
+	})
+	return first
+}
+
+var errStop = errors.New("stop")
+
+func expiryKey(at int64, pkey []byte) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(pkey)), uint64(at))
+	return append(k, pkey...)
+}
+
+// permittedAttrs keeps the attributes whose purpose the customer's
+// decisions and the policy permit. A restriction (Art. 18) does not purge:
+// it limits processing, not storage, so restricted attributes stay, unused,
+// until it is lifted; Identify returns none of them meanwhile.
+func permittedAttrs(p *consent.Policy, rec *profileRec) []Attribute {
+	s := rec.subject()
+	s.Restricted = false
+	out := rec.Attrs[:0:0]
+	for _, at := range rec.Attrs {
+		if p.Permitted(at.Purpose, s) {
+			out = append(out, at)
+		}
+	}
+	return out
+}
