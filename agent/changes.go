@@ -181,11 +181,7 @@ func (a *Agent) applyProfile(c *cache, pk []byte, ch Change) error {
 	if old != nil {
 		rec.Consent, rec.Restricted = old.Consent, old.Restricted
 	}
-	for _, at := range ch.Attrs {
-		if at.Name == "account_status" {
-			rec.Inactive = at.Value != "active"
-		}
-	}
+	rec.Inactive = inactive(ch.Attrs, rec.Inactive)
 	if err := a.mergeLocal(c, pk, rec); err != nil {
 		return err
 	}

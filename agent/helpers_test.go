@@ -161,3 +161,12 @@ func (f *fixture) lastEvent(t testing.TB, name string) (*event.Event, store.Reco
 	}
 	return nil, store.Record{}
 }
+
+func decodeEvent(t testing.TB, b []byte) (*event.Event, error) {
+	t.Helper()
+	ev, err := event.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev, nil
+}

@@ -134,6 +134,7 @@ type DB struct {
 	bdb *bolt.DB
 
 	counters atomic.Pointer[outboxCounters] // last committed outbox counters
+	appended chan struct{}                  // signalled after a commit that appended to the outbox
 
 	appendc   chan *appendReq // to the committer; unbuffered, see Append
 	closing   chan struct{}   // closed by Close to stop the committer
@@ -176,7 +177,7 @@ func open(path string, opts Options, readOnly bool) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db := &DB{path: path, opts: o, seal: s, log: o.Logger.With("component", "store"), readOnly: readOnly, bdb: bdb}
+	db := &DB{path: path, opts: o, seal: s, log: o.Logger.With("component", "store"), readOnly: readOnly, bdb: bdb, appended: make(chan struct{}, 1)}
 	if err := db.prepare(); err != nil {
 		bdb.Close()
 		return nil, err
@@ -278,8 +279,20 @@ func (db *DB) Update(fn func(*Tx) error) error {
 	if err == nil && tx.counters != nil {
 		db.counters.Store(tx.counters)
 	}
+	if err == nil && tx.appended {
+		select {
+		case db.appended <- struct{}{}:
+		default: // one signal pending is enough: the reader drains everything
+		}
+	}
 	return err
 }
+
+// Appended signals after a commit that appended to the outbox. The signal
+// is level-triggered and coalesced: one pending signal stands for any
+// number of commits, so a reader drains everything queued when it fires.
+// There is one channel: one reader (the uplink) should use it.
+func (db *DB) Appended() <-chan struct{} { return db.appended }
 
 // View runs fn in a read transaction. Keep it short (see Caveats).
 func (db *DB) View(fn func(*Tx) error) error {

@@ -236,6 +236,7 @@ func (tx *Tx) putOutbox(seq uint64, e Entry, val []byte, size uint64) error {
 		return err
 	}
 	c.add(e.Class, size, +1)
+	tx.appended = true
 	return nil
 }
 

@@ -309,3 +309,30 @@ func TestAppendContextCancelled(t *testing.T) {
 		t.Fatalf("seq %d err %v", seq, err)
 	}
 }
+
+func TestAppendedSignal(t *testing.T) {
+	db := storetest.Open(t, store.Options{})
+	select {
+	case <-db.Appended():
+		t.Fatal("signal before any append")
+	default:
+	}
+	mustAppend(t, db, crit("a"))
+	mustAppend(t, db, crit("b"))
+	select {
+	case <-db.Appended():
+	default:
+		t.Fatal("no signal after appends")
+	}
+	select {
+	case <-db.Appended():
+		t.Fatal("two appends before a read left two signals, want one")
+	default:
+	}
+	db.DeleteOutboxRange(0, 100)
+	select {
+	case <-db.Appended():
+		t.Fatal("a delete signalled an append")
+	default:
+	}
+}

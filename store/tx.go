@@ -15,6 +15,7 @@ type Tx struct {
 	writable bool
 
 	counters *outboxCounters // loaded on first outbox write, saved by finish
+	appended bool            // the outbox grew in this transaction
 }
 
 // finish saves what the transaction changed in memory before bbolt commits.

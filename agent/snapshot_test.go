@@ -1,0 +1,127 @@
+package agent
+
+import (
+	"context"
+	"testing"
+
+	"github.com/storeagent/storeagent/agent/consent"
+	"github.com/storeagent/storeagent/store"
+)
+
+// A snapshot is built beside the live cache, which keeps serving until the
+// snapshot commits; then the cache is the snapshot's, at its cursor, with
+// what only this store knows carried over.
+func TestSnapshotReplacesCacheAtomically(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.seedCustomer(t, "cust-1", card, email, map[string]consent.Status{"loyalty": consent.Granted})
+	// A decision made here, newer than anything the snapshot will say.
+	f.local(t, "marketing", consent.Granted, f.a.now()+10)
+	enrolled, err := f.a.Enroll(ctx, EnrollRequest{Scan: "4916338506082832", Purpose: "marketing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	snap, err := f.a.BeginSnapshot(ctx, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := f.a.now()
+	err = snap.Add(ctx, []Change{
+		{Kind: ChangeProfile, Profile: "cust-1", Version: 7, Idents: [][]byte{identHash("loyalty", card)},
+			Attrs: []Attribute{{Name: "tier", Purpose: "loyalty", Value: "platinum"}, {Name: "first_name", Purpose: "marketing", Value: "Ada"}}},
+		{Kind: ChangeConsent, Profile: "cust-1", Consent: map[string]consent.Entry{"loyalty": {Status: consent.Granted, At: at}, "marketing": {Status: consent.Denied, At: at}}},
+		{Kind: ChangeProfile, Profile: "cust-2", Version: 1, Idents: [][]byte{identHash("loyalty", "4539578763621486")},
+			Attrs: []Attribute{{Name: "tier", Purpose: "loyalty", Value: "silver"}}},
+		{Kind: ChangeConsent, Profile: "cust-2", Consent: map[string]consent.Entry{"loyalty": {Status: consent.Granted, At: at}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not committed: the old cache still answers.
+	if got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: card, Purpose: "loyalty"}); got.Attributes[0].Value != "gold" {
+		t.Fatalf("before commit: %+v", got.Attributes)
+	}
+	if got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: "4539578763621486", Purpose: "loyalty"}); got.Known {
+		t.Fatal("a half-built snapshot is visible")
+	}
+	if err := snap.Add(ctx, []Change{{Kind: ChangeProfile, Profile: "cust-3", Version: 1, Idents: [][]byte{identHash("loyalty", "4556737586899855")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snap.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: card, Purpose: "loyalty"})
+	if got.Attributes[0].Value != "platinum" {
+		t.Fatalf("after commit: %+v", got.Attributes)
+	}
+	// The local grant was newer than the snapshot's denial: it stands.
+	if got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: card, Purpose: "marketing"}); !got.Permitted {
+		t.Fatal("the snapshot overrode a newer local decision")
+	}
+	// Consent came after the slice in its chunk: the slice was kept all the same.
+	if got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: "4539578763621486", Purpose: "loyalty"}); !got.Known || len(got.Attributes) != 1 {
+		t.Fatalf("snapshot profile after commit: %+v", got)
+	}
+	if got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: "4916338506082832", Purpose: "loyalty"}); got.AnonymousID != enrolled {
+		t.Fatalf("the enrolment made here was lost: %+v", got)
+	}
+	if cur, _ := f.a.Cursor(); cur != 500 {
+		t.Fatalf("cursor %d after snapshot to 500", cur)
+	}
+	if due, _ := f.db.CompactionDue(); due == 0 {
+		t.Fatal("no compaction scheduled after a snapshot")
+	}
+	// The next change applies at 501.
+	f.apply(t, Change{Kind: ChangeRestrict, Profile: "cust-2", Restricted: true})
+	if cur, _ := f.a.Cursor(); cur != 501 {
+		t.Fatalf("cursor %d", cur)
+	}
+}
+
+// Recheck strips a queued event whose purpose stopped being permitted by a
+// path that did not strip the queue itself.
+func TestRecheckBeforeSend(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.seedCustomer(t, "cust-1", card, email, map[string]consent.Status{"marketing": consent.Granted})
+	capture(t, f, CaptureRequest{Event: "Offer Redeemed", UserID: "cust-1"})
+	capture(t, f, CaptureRequest{Event: "Order Completed", UserID: "cust-1"})
+	// Withdraw behind the agent's back: the cache changes, the queue does not.
+	pk := f.a.pkey("cust-1")
+	err := f.db.Update(func(tx *store.Tx) error {
+		c := f.a.live(tx)
+		rec, err := c.get(pk)
+		if err != nil {
+			return err
+		}
+		old := *rec
+		rec.Consent["marketing"] = consent.Entry{Status: consent.Withdrawn, At: f.a.now(), Source: consent.Local}
+		return c.put(pk, rec, &old)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := f.outbox(t)
+	payloads, err := f.a.Recheck(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripped := 0
+	for i, p := range payloads {
+		ev, _ := decodeEvent(t, p)
+		if ev.Event == "Offer Redeemed" && (ev.UserID != "" || containsAny(p, email)) {
+			t.Fatal("recheck let a withdrawn purpose leave with identity")
+		}
+		if ev.Event == "Order Completed" && ev.UserID != "cust-1" {
+			t.Fatal("recheck stripped a permitted purpose")
+		}
+		if string(p) != string(recs[i].Payload) {
+			stripped++
+		}
+	}
+	if stripped != 1 {
+		t.Fatalf("%d payloads changed, want 1", stripped)
+	}
+	_ = ctx
+}
