@@ -58,9 +58,11 @@ func (r *CaptureRequest) validate() error {
 	case r.Type == event.Track && !eventName.MatchString(r.Event):
 		return badRequest("event must be 1-128 letters, digits, spaces or _ . : / -")
 	case r.MessageID != "" && !event.ValidID(r.MessageID):
-		return badRequest("messageId must be a UUID in lower-case canonical form")
-	case len(r.UserID) > 128 || len(r.AnonymousID) > 128 || len(r.Device) > 64:
-		return badRequest("userId, anonymousId or device too long")
+		return badRequest("messageId must be a UUIDv7 in lower-case canonical form")
+	case len(r.UserID) > 128 || len(r.AnonymousID) > 128:
+		return badRequest("userId or anonymousId over 128 characters")
+	case r.Device != "" && !event.ValidName(r.Device):
+		return badRequest("device must be 1-64 of A-Z a-z 0-9 _ -")
 	case r.Timestamp < 0:
 		return badRequest("timestamp must be ms since the epoch")
 	}
@@ -87,6 +89,9 @@ func (a *Agent) Capture(ctx context.Context, req CaptureRequest) (CaptureResult,
 	pu, ok := pol.Purpose(purpose)
 	if !ok {
 		return CaptureResult{}, fmt.Errorf("capture %q: purpose %q: %w", req.Event, purpose, ErrUnknownPurpose)
+	}
+	if req.UserID == "" && req.AnonymousID == "" {
+		req.AnonymousID = event.NewID() // every event names someone, if only a passer-by
 	}
 	ev := a.newEvent(req, purpose)
 	res := CaptureResult{MessageID: ev.MessageID, Purpose: purpose}

@@ -148,7 +148,13 @@ func (a *Agent) anonymousID(hash [32]byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", d[0:4], d[4:6], d[6:8], d[8:10], d[10:16])
 }
 
+// context is an event's context. An event the agent makes itself (a
+// receipt, an identify of an unknown scan without a device) names the agent
+// as its device: the wire requires one, and it is never a customer.
 func (a *Agent) context(device, purpose string, prefs map[string]bool) event.Context {
+	if device == "" {
+		device = a.cfg.AgentID
+	}
 	return event.Context{
 		Store: a.cfg.StoreID, Agent: a.cfg.AgentID, Device: device, Purpose: purpose,
 		Consent: event.Consent{CategoryPreferences: prefs},

@@ -34,7 +34,7 @@ type Policy struct {
 	Seq uint64 `cbor:"4,keyasint" json:"seq"`
 }
 
-var purposeName = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
+var purposeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Basis returns the lawful basis of purpose.
 func (p *Policy) Basis(purpose string) (Basis, bool) {
@@ -77,7 +77,7 @@ func (p *Policy) Validate() error {
 	var names []string
 	for _, pu := range p.Purposes {
 		if !purposeName.MatchString(pu.Name) {
-			return fmt.Errorf("policy: purpose name %q must be 1-64 of a-z 0-9 _ . -", pu.Name)
+			return fmt.Errorf("policy: purpose name %q must be 1-64 of A-Z a-z 0-9 _ -", pu.Name)
 		}
 		if !pu.Basis.Valid() {
 			return fmt.Errorf("policy: purpose %s: basis %q is not one of the six lawful bases", pu.Name, pu.Basis)

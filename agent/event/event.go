@@ -54,7 +54,7 @@ type Event struct {
 type Context struct {
 	Store   string  `cbor:"store" json:"store"`
 	Agent   string  `cbor:"agent" json:"agent"`
-	Device  string  `cbor:"device,omitempty" json:"device,omitempty"`
+	Device  string  `cbor:"device" json:"device"`
 	Purpose string  `cbor:"purpose" json:"purpose"`
 	Consent Consent `cbor:"consent" json:"consent"`
 }
@@ -201,8 +201,9 @@ func format(b [16]byte) string {
 	return string(out[:])
 }
 
-// ValidID reports whether s is a UUID in canonical text form (any version:
-// a POS may bring its own v4 messageId for an idempotent retry).
+// ValidID reports whether s is a UUIDv7 in lower-case canonical text, the
+// only messageId the wire accepts (a POS bringing its own id for an
+// idempotent retry must make a v7).
 func ValidID(s string) bool {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return false
@@ -215,7 +216,20 @@ func ValidID(s string) bool {
 			return false
 		}
 	}
-	return true
+	return s[14] == '7' && strings.IndexByte("89ab", s[19]) >= 0
 }
 
-var mapStringAny = reflectMapStringAny()
+// ValidName reports whether s may be an id on the wire (store, agent,
+// device, purpose): 1 to 64 of A-Z a-z 0-9 _ -.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

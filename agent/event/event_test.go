@@ -94,6 +94,8 @@ func TestNewIDMonotonic(t *testing.T) {
 func TestValidID(t *testing.T) {
 	for s, want := range map[string]bool{
 		"0190a6d2-7c1e-7abc-8def-0123456789ab": true,
+		"0190a6d2-7c1e-4abc-8def-0123456789ab": false, // v4
+		"0190a6d2-7c1e-7abc-cdef-0123456789ab": false, // wrong variant
 		"0190A6D2-7C1E-7ABC-8DEF-0123456789AB": false,
 		"0190a6d27c1e7abc8def0123456789ab":     false,
 		"":                                     false,
