@@ -35,21 +35,30 @@ func (db *DB) ReadOutbox(from uint64, maxRecords, maxBytes int) ([]Record, error
 func (db *DB) DeleteOutboxRange(first, last uint64) (int, error) {
 	n := 0
 	err := db.Update(func(tx *Tx) error {
-		n = 0
-		c := tx.bucket(bucketOutbox).Cursor()
-		var seqs []uint64
-		for k, _ := c.Seek(u64key(first)); k != nil && keyU64(k) <= last; k, _ = c.Next() {
-			seqs = append(seqs, keyU64(k))
-		}
-		for _, seq := range seqs {
-			if _, err := tx.deleteOutbox(seq); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
+		var err error
+		n, err = tx.DeleteOutboxRange(first, last)
+		return err
 	})
 	return n, err
+}
+
+// DeleteOutboxRange is DB.DeleteOutboxRange inside a transaction, for a
+// caller that must move a cursor in the same commit.
+func (tx *Tx) DeleteOutboxRange(first, last uint64) (int, error) {
+	if !tx.writable {
+		return 0, ErrReadOnly
+	}
+	c := tx.bucket(bucketOutbox).Cursor()
+	var seqs []uint64
+	for k, _ := c.Seek(u64key(first)); k != nil && keyU64(k) <= last; k, _ = c.Next() {
+		seqs = append(seqs, keyU64(k))
+	}
+	for _, seq := range seqs {
+		if _, err := tx.deleteOutbox(seq); err != nil {
+			return 0, err
+		}
+	}
+	return len(seqs), nil
 }
 
 // QuarantineOutbox moves the record seq, as stored, into the quarantine

@@ -1,0 +1,270 @@
+package downlink
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/storeagent/storeagent/agent"
+	"github.com/storeagent/storeagent/agent/agenttest"
+	"github.com/storeagent/storeagent/store"
+	"github.com/storeagent/storeagent/sync/link"
+	"github.com/storeagent/storeagent/sync/wire"
+)
+
+var (
+	scope      = wire.Scope{Tenant: "acme", Store: "s1", Agent: "a1"}
+	storeScope = wire.Scope{Tenant: "acme", Store: "s1"}
+	card       = "79927398713"
+)
+
+// syncs records the sync requests the downlink publishes.
+type syncs struct {
+	mu   sync.Mutex
+	reqs []wire.SyncRequest
+}
+
+func (s *syncs) Publish(_ context.Context, topic string, b []byte, _ bool) error {
+	r, err := wire.DecodeSyncRequest(b)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.reqs = append(s.reqs, r)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *syncs) last() (wire.SyncRequest, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.reqs) == 0 {
+		return wire.SyncRequest{}, 0
+	}
+	return s.reqs[len(s.reqs)-1], len(s.reqs)
+}
+
+type fixture struct {
+	a      *agent.Agent
+	d      *Downlink
+	in     chan link.Message
+	signer *wire.Signer
+	syncs  *syncs
+	acks   chan wire.Ack
+	topics struct{ changes, acks, sync string }
+}
+
+func newSigner(t *testing.T) *wire.Signer {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	s, err := wire.NewSigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func start(t *testing.T) *fixture {
+	t.Helper()
+	a, _ := agenttest.New(t, store.Options{})
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := wire.NewSigner(priv)
+	verifier, err := wire.NewVerifier(priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{a: a, in: make(chan link.Message, 100), signer: signer, syncs: &syncs{}, acks: make(chan wire.Ack, 10)}
+	f.d, err = New(Config{Scope: scope, Verifier: verifier}, a, f.syncs, func(ack wire.Ack) { f.acks <- ack }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.topics.changes, f.topics.acks, f.topics.sync, _ = f.d.Topics()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.d.Run(ctx, f.in) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+func profile(seq uint64, id, card string) wire.Change {
+	var h wire.Ident
+	copy(h[:], agenttest.IdentHash("loyalty", card))
+	return wire.Change{Seq: seq, Body: &wire.ProfileChange{Profile: id, Idents: []wire.Ident{h}, Version: seq,
+		Attrs:   []wire.Attr{{Name: "segment", Purpose: "analytics", Value: "weekend"}},
+		Expires: time.Now().Add(time.Hour).UnixMilli()}}
+}
+
+func (f *fixture) send(t *testing.T, c wire.Change) {
+	t.Helper()
+	b, err := wire.SignChange(f.signer, storeScope, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.in <- link.Message{Topic: f.topics.changes, Payload: b}
+}
+
+func (f *fixture) waitCursor(t *testing.T, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if cur, _ := f.a.Cursor(); cur == want {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("cursor %d, want %d", cur, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// settle waits until the downlink has taken everything queued to it.
+func (f *fixture) settle() {
+	for len(f.in) > 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(30 * time.Millisecond)
+}
+
+func (f *fixture) known(card string) bool {
+	id, _ := f.a.Identify(context.Background(), agent.IdentifyRequest{Scan: card, Purpose: "analytics"})
+	return id.Known
+}
+
+func TestAppliesInOrderAndDropsDuplicates(t *testing.T) {
+	f := start(t)
+	f.send(t, profile(1, "c1", card))
+	f.send(t, profile(2, "c2", "4539578763621486"))
+	f.waitCursor(t, 2)
+	f.send(t, profile(1, "c1", card)) // redelivered
+	f.send(t, profile(2, "c2", "4539578763621486"))
+	f.settle()
+	st := f.d.Stats()
+	if st.Applied != 2 || st.Duplicates != 2 || !f.known(card) {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A gap holds the change back and asks for what is missing; when it
+// arrives, both apply in order.
+func TestGapHeldAndResynced(t *testing.T) {
+	f := start(t)
+	f.send(t, profile(1, "c1", card))
+	f.waitCursor(t, 1)
+	f.send(t, profile(3, "c3", "4556737586899855"))
+	f.settle()
+	if cur, _ := f.a.Cursor(); cur != 1 || f.known("4556737586899855") {
+		t.Fatal("a change after a gap was applied")
+	}
+	if req, _ := f.syncs.last(); req.From != 2 {
+		t.Fatalf("sync request from %d, want 2", req.From)
+	}
+	f.send(t, profile(2, "c2", "4539578763621486"))
+	f.waitCursor(t, 3)
+	if !f.known("4556737586899855") || f.d.Stats().Held != 0 {
+		t.Fatal("held change not applied after the gap closed")
+	}
+}
+
+// Unsigned, wrongly signed and misdirected messages change nothing and are
+// counted by reason.
+func TestRejectsUnauthentic(t *testing.T) {
+	f := start(t)
+	c := profile(1, "c1", card)
+	plain, _ := wire.EncodeChange(c)
+	other, _ := wire.SignChange(newSigner(t), storeScope, c)
+	otherStore, _ := wire.SignChange(f.signer, wire.Scope{Tenant: "acme", Store: "s2"}, c)
+	tampered, _ := wire.SignChange(f.signer, storeScope, c)
+	tampered[len(tampered)/2] ^= 0xff
+	for _, b := range [][]byte{plain, other, otherStore, tampered, []byte("junk")} {
+		f.in <- link.Message{Topic: f.topics.changes, Payload: b}
+	}
+	f.settle()
+	if cur, _ := f.a.Cursor(); cur != 0 || f.known(card) {
+		t.Fatal("an unauthentic change was applied")
+	}
+	st := f.d.Stats()
+	total := uint64(0)
+	for _, n := range st.Rejected {
+		total += n
+	}
+	if total != 5 || st.Rejected["unknown_key"] != 1 {
+		t.Fatalf("rejections %v", st.Rejected)
+	}
+}
+
+func TestAcksVerifiedAndForwarded(t *testing.T) {
+	f := start(t)
+	good, _ := wire.SignAck(f.signer, scope, wire.Ack{Agent: "a1", Ranges: []wire.Range{{First: 1, Last: 9}}})
+	forged, _ := wire.SignAck(newSigner(t), scope, wire.Ack{Agent: "a1", Ranges: []wire.Range{{First: 10, Last: 99}}})
+	otherAgent, _ := wire.SignAck(f.signer, wire.Scope{Tenant: "acme", Store: "s1", Agent: "a2"}, wire.Ack{Agent: "a2", Ranges: []wire.Range{{First: 1, Last: 99}}})
+	for _, b := range [][]byte{forged, otherAgent, good} {
+		f.in <- link.Message{Topic: f.topics.acks, Payload: b}
+	}
+	select {
+	case a := <-f.acks:
+		if a.Ranges[0].Last != 9 {
+			t.Fatalf("forwarded %+v", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("valid ack not forwarded")
+	}
+	f.settle()
+	if len(f.acks) != 0 {
+		t.Fatal("a forged or misdirected ack was forwarded")
+	}
+}
+
+// A snapshot in chunks is applied atomically; a stale one is refused.
+func TestSnapshotChunks(t *testing.T) {
+	f := start(t)
+	f.send(t, profile(1, "old", card))
+	f.waitCursor(t, 1)
+	chunk := func(more bool, changes ...wire.Change) {
+		b, err := wire.SignChangeSet(f.signer, scope, wire.ChangeSet{From: 1, To: 40, Snapshot: true, More: more, Changes: changes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.in <- link.Message{Topic: f.topics.sync, Payload: b}
+	}
+	consentOf := func(id string) wire.Change {
+		return wire.Change{Seq: 40, Body: &wire.ConsentChange{Profile: id, Purposes: map[string]wire.ConsentEntry{
+			"loyalty": {Status: wire.StatusGranted, Basis: wire.BasisConsent, At: time.Now().UnixMilli()}}}}
+	}
+	p2 := profile(40, "new", "4539578763621486")
+	chunk(true, consentOf("new"), p2)
+	f.settle()
+	if !f.known(card) || f.known("4539578763621486") {
+		t.Fatal("a half snapshot is visible, or the old cache is gone")
+	}
+	chunk(false, profile(40, "new2", "4556737586899855"))
+	f.waitCursor(t, 40)
+	if f.known(card) || !f.known("4539578763621486") || !f.known("4556737586899855") {
+		t.Fatal("snapshot not applied whole")
+	}
+	// The same snapshot again is stale now.
+	chunk(false, profile(40, "old", card))
+	f.settle()
+	if f.known(card) || f.d.Stats().Rejected["stale_snapshot"] != 1 {
+		t.Fatalf("stale snapshot: %v", f.d.Stats().Rejected)
+	}
+}
+
+// A policy change keeps the local default and drop flags where it can.
+func TestPolicyChange(t *testing.T) {
+	f := start(t)
+	f.send(t, wire.Change{Seq: 1, Body: &wire.PolicyChange{
+		Purposes: []wire.PolicyPurpose{{Name: "analytics", Basis: wire.BasisLegitimateInterest}, {Name: "loyalty", Basis: wire.BasisConsent}},
+		Events:   map[string]string{"Product Viewed": "analytics"},
+	}})
+	f.waitCursor(t, 1)
+	p := f.a.Policy()
+	if p.Default != "analytics" || len(p.Purposes) != 2 || p.Seq != 1 {
+		t.Fatalf("policy %+v", p)
+	}
+	if b, _ := p.Basis("marketing"); b != "" {
+		t.Fatal("a purpose the central dropped is still in force")
+	}
+}

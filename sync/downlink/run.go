@@ -1,0 +1,218 @@
+package downlink
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/storeagent/storeagent/agent"
+	"github.com/storeagent/storeagent/sync/link"
+	"github.com/storeagent/storeagent/sync/wire"
+)
+
+// state is Run's, owned by its goroutine.
+type state struct {
+	*Downlink
+	held    map[uint64]wire.Change // changes after a gap, by seq
+	gap     bool                   // a gap is open: ask again until it closes
+	lastReq time.Time
+	snap    *agent.Snapshot // the snapshot being received, if any
+	snapTo  uint64
+}
+
+// Run handles messages from in (the three topics of Topics, in any
+// mixture) until ctx ends, then returns nil. It asks for a sync at start.
+func (d *Downlink) Run(ctx context.Context, in <-chan link.Message) error {
+	s := &state{Downlink: d, held: map[uint64]wire.Change{}}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	s.requestSync(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-in:
+			s.handle(ctx, m)
+		case <-d.resyncSignal:
+			s.requestSync(ctx)
+		case <-tick.C:
+			if s.gap && time.Since(s.lastReq) >= d.cfg.ResyncEvery {
+				s.requestSync(ctx)
+			}
+		}
+	}
+}
+
+func (s *state) handle(ctx context.Context, m link.Message) {
+	kind, _, err := wire.ParseTopic(m.Topic)
+	if err != nil {
+		s.reject("bad_topic", err)
+		return
+	}
+	switch kind {
+	case wire.TopicChanges:
+		ch, err := wire.VerifyChange(s.cfg.Verifier, s.changeScope, m.Payload)
+		if err != nil {
+			s.reject(reasonOf(err), err)
+			return
+		}
+		s.apply(ctx, ch)
+	case wire.TopicAcks:
+		a, err := wire.VerifyAck(s.cfg.Verifier, s.cfg.Scope, m.Payload)
+		if err != nil {
+			s.reject(reasonOf(err), err)
+			return
+		}
+		s.count(func(st *Stats) { st.Acks++ })
+		s.onAck(a)
+	case wire.TopicSyncReply:
+		cs, err := wire.VerifyChangeSet(s.cfg.Verifier, s.cfg.Scope, m.Payload)
+		if err != nil {
+			s.reject(reasonOf(err), err)
+			return
+		}
+		s.applySet(ctx, cs)
+	default:
+		s.reject("bad_topic", errors.New("not a downlink topic"))
+	}
+}
+
+// apply applies one change of the stream or of a run.
+func (s *state) apply(ctx context.Context, ch wire.Change) {
+	s.count(func(st *Stats) { st.Head = max(st.Head, ch.Seq); st.LastChangeAt = time.Now().UnixMilli() })
+	ac, err := s.convert(ch)
+	if err != nil {
+		s.reject("bad_change", err)
+		return
+	}
+	res, err := s.ap.Apply(ctx, ac)
+	switch {
+	case errors.Is(err, agent.ErrBadChange):
+		s.reject("bad_change", err)
+	case err != nil:
+		// The disk failed: nothing moved; the change comes again on resync.
+		s.log.Error("apply change", "seq", ch.Seq, "err", err)
+		s.gap = true
+	case res == agent.Applied:
+		s.count(func(st *Stats) { st.Applied++ })
+		s.drainHeld(ctx)
+	case res == agent.Duplicate:
+		s.count(func(st *Stats) { st.Duplicates++ })
+	case res == agent.Gap:
+		s.hold(ctx, ch)
+	}
+}
+
+// hold keeps a change that arrived after a gap and asks for what is
+// missing.
+func (s *state) hold(ctx context.Context, ch wire.Change) {
+	s.count(func(st *Stats) { st.Gaps++ })
+	if len(s.held) < s.cfg.MaxHeld {
+		s.held[ch.Seq] = ch
+	}
+	s.count(func(st *Stats) { st.Held = len(s.held) })
+	if !s.gap || time.Since(s.lastReq) >= s.cfg.ResyncEvery {
+		s.gap = true
+		s.requestSync(ctx)
+	}
+}
+
+// drainHeld applies held changes that now follow the cursor.
+func (s *state) drainHeld(ctx context.Context) {
+	for {
+		cur, err := s.ap.Cursor()
+		if err != nil {
+			return
+		}
+		for seq := range s.held {
+			if seq <= cur {
+				delete(s.held, seq)
+			}
+		}
+		s.count(func(st *Stats) { st.Held = len(s.held) })
+		next, ok := s.held[cur+1]
+		if !ok {
+			s.gap = len(s.held) > 0
+			return
+		}
+		delete(s.held, cur+1)
+		s.apply(ctx, next)
+	}
+}
+
+// applySet applies a reply to a sync request: a run of changes, or a chunk
+// of a snapshot.
+func (s *state) applySet(ctx context.Context, cs wire.ChangeSet) {
+	if !cs.Snapshot {
+		for _, ch := range cs.Changes {
+			s.apply(ctx, ch)
+		}
+		return
+	}
+	cur, err := s.ap.Cursor()
+	if err != nil {
+		return
+	}
+	if cs.To <= cur {
+		// A replayed or stale snapshot would roll the cache back.
+		s.reject("stale_snapshot", errors.New("snapshot not newer than the cursor"))
+		return
+	}
+	if err := s.snapshotChunk(ctx, cs); err != nil {
+		s.snap = nil
+		s.log.Error("snapshot", "to", cs.To, "err", err)
+		s.gap = true // ask again
+	}
+}
+
+func (s *state) snapshotChunk(ctx context.Context, cs wire.ChangeSet) error {
+	if s.snap == nil || s.snapTo != cs.To {
+		snap, err := s.ap.BeginSnapshot(ctx, cs.To)
+		if err != nil {
+			return err
+		}
+		s.snap, s.snapTo = snap, cs.To
+	}
+	changes := make([]agent.Change, 0, len(cs.Changes))
+	for _, ch := range cs.Changes {
+		ac, err := s.convert(ch)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, ac)
+	}
+	if err := s.snap.Add(ctx, changes); err != nil {
+		return err
+	}
+	if cs.More {
+		return nil
+	}
+	n, err := s.snap.Commit(ctx)
+	s.snap = nil
+	if err != nil {
+		return err
+	}
+	s.count(func(st *Stats) { st.Snapshots++; st.Head = max(st.Head, cs.To) })
+	s.log.Info("snapshot applied", "profiles", n, "cursor", cs.To)
+	s.gap = false
+	s.drainHeld(ctx)
+	return nil
+}
+
+// requestSync asks the central for every change after the cursor.
+func (s *state) requestSync(ctx context.Context) {
+	cur, err := s.ap.Cursor()
+	if err != nil {
+		return
+	}
+	b, err := wire.EncodeSyncRequest(wire.SyncRequest{Agent: s.cfg.Scope.Agent, From: cur + 1})
+	if err != nil {
+		s.log.Error("encode sync request", "err", err)
+		return
+	}
+	s.lastReq = time.Now()
+	if err := s.pub.Publish(ctx, s.syncTopic, b, false); err != nil {
+		return // offline: the next connection asks again
+	}
+	s.count(func(st *Stats) { st.SyncRequests++ })
+}
