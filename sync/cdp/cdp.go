@@ -71,7 +71,9 @@ func New(cfg Config, db *store.DB, ag *agent.Agent, log *slog.Logger) (*Sync, er
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
 	}
-	cfg.Link.Will = func() link.Message { return link.Message{Topic: statusTopic, Payload: s.presence(false), Retained: true} }
+	cfg.Link.Will = func() link.Message {
+		return link.Message{Topic: statusTopic, Payload: s.presence(false), Retained: true}
+	}
 	cfg.Link.Goodbye = cfg.Link.Will
 	if s.link, err = link.New(cfg.Link, log); err != nil {
 		return nil, err

@@ -101,7 +101,7 @@ func New(cfg Config, ap Applier, pub Publisher, onAck func(wire.Ack), log *slog.
 		cfg: cfg, ap: ap, pub: pub, onAck: onAck, log: log.With("component", "downlink"),
 		changeScope: wire.Scope{Tenant: cfg.Scope.Tenant, Store: cfg.Scope.Store},
 		syncTopic:   topic, resyncSignal: make(chan struct{}, 1),
-		stats:       Stats{Rejected: map[string]uint64{}},
+		stats: Stats{Rejected: map[string]uint64{}},
 	}, nil
 }
 
