@@ -159,6 +159,9 @@ var (
 	// ErrUnknownProfile is returned by preference-centre calls for a profile
 	// the cache does not hold.
 	ErrUnknownProfile = errors.New("unknown profile")
+	// ErrAlreadyEnrolled is returned by Enroll for an identifier that
+	// already belongs to a profile: identify it instead.
+	ErrAlreadyEnrolled = errors.New("identifier already belongs to a profile")
 	// ErrBadRequest is returned (wrapped, with the reason) for a request that
 	// is malformed: a missing field, a bad status, an id of the wrong form.
 	ErrBadRequest = errors.New("bad request")

@@ -65,6 +65,8 @@ func (r *CaptureRequest) validate() error {
 		return badRequest("device must be 1-64 of A-Z a-z 0-9 _ -")
 	case r.Timestamp < 0:
 		return badRequest("timestamp must be ms since the epoch")
+	case event.CheckValues(r.Properties, r.Traits) != nil:
+		return badRequest("a property or trait is too deep, too wide, or not a JSON value")
 	}
 	return nil
 }

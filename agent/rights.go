@@ -280,7 +280,7 @@ func (a *Agent) Enroll(ctx context.Context, req EnrollRequest) (string, error) {
 	err = a.db.Update(func(tx *store.Tx) error {
 		c := a.live(tx)
 		if known, err := c.lookup(hash[:]); err != nil || known != nil {
-			return errors.Join(err, badRequest("identifier already belongs to a profile"))
+			return errors.Join(err, ErrAlreadyEnrolled)
 		}
 		rec := &profileRec{
 			ID: anon, Local: true, Provisional: true, Expires: a.now() + a.cfg.LocalTTL.Milliseconds(),

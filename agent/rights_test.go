@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"math"
 	"context"
 	"errors"
 	"os"
@@ -205,6 +206,7 @@ func TestCaptureRules(t *testing.T) {
 		{Event: ""},
 		{Event: "Order Completed", MessageID: "not-a-uuid"},
 		{Event: "Order Completed", Timestamp: -5},
+		{Event: "Order Completed", Properties: map[string]any{"total": math.NaN()}},
 	}
 	for _, req := range bad {
 		if _, err := f.a.Capture(context.Background(), req); !errors.Is(err, ErrBadRequest) {

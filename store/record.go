@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -28,6 +29,8 @@ func init() {
 		MaxNestedLevels:   16,
 		MaxArrayElements:  1 << 16,
 		MaxMapPairs:       1 << 16,
+		// Free-form values (attribute values) decode as JSON would have them.
+		DefaultMapType: reflect.TypeOf(map[string]any(nil)),
 	}.DecMode()
 	if err != nil {
 		panic(err)

@@ -15,7 +15,7 @@
 package consent
 
 import (
-	"fmt"
+	"errors"
 	"slices"
 )
 
@@ -139,10 +139,10 @@ func (p *Policy) Preferences(s Subject) map[string]bool {
 // Validate checks an incoming status change.
 func (e Entry) Validate() error {
 	if !e.Status.Valid() {
-		return fmt.Errorf("consent status %q is not granted, denied, withdrawn or objected", e.Status)
+		return errors.New("consent status is not granted, denied, withdrawn or objected")
 	}
 	if e.At <= 0 {
-		return fmt.Errorf("consent time %d is not a time in ms since the epoch", e.At)
+		return errors.New("consent time is not a positive time in ms since the epoch")
 	}
 	return nil
 }

@@ -77,9 +77,9 @@ func init() {
 	dec, err = cbor.DecOptions{
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 		IndefLength:      cbor.IndefLengthForbidden,
-		MaxNestedLevels:  16,
-		MaxArrayElements: 4096,
-		MaxMapPairs:      4096,
+		MaxNestedLevels:  MaxValueDepth + 4, // event, properties, then the value
+		MaxArrayElements: MaxItems,
+		MaxMapPairs:      MaxItems,
 		DefaultMapType:   mapStringAny,
 	}.DecMode()
 	if err != nil {
@@ -87,9 +87,16 @@ func init() {
 	}
 }
 
-// Encode returns the event's deterministic CBOR, or an error if it exceeds
+// Encode returns the event's deterministic CBOR. It fails with ErrBadValue
+// for a property or trait the wire cannot carry, and with ErrTooLarge past
 // MaxSize.
 func (e *Event) Encode() ([]byte, error) {
+	if err := checkValues("properties", e.Properties); err != nil {
+		return nil, err
+	}
+	if err := checkValues("traits", e.Traits); err != nil {
+		return nil, err
+	}
 	b, err := enc.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)

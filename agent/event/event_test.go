@@ -2,6 +2,7 @@ package event
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -127,4 +128,41 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("round trip changed the event: %v", err)
 		}
 	})
+}
+
+// What Encode accepts, Decode reads back: the limits are the same.
+func TestEncodeRefusesWhatDecodeWould(t *testing.T) {
+	deep := any("leaf")
+	for range MaxValueDepth {
+		deep = map[string]any{"x": deep}
+	}
+	tests := map[string]any{
+		"too deep":   deep,
+		"too wide":   make([]any, MaxItems+1),
+		"NaN":        math.NaN(),
+		"a func":     func() {},
+		"inf inside": []any{1.0, math.Inf(1)},
+	}
+	for name, v := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := sample()
+			e.Properties["v"] = v
+			if _, err := e.Encode(); !errors.Is(err, ErrBadValue) {
+				t.Fatalf("encode: %v", err)
+			}
+		})
+	}
+	ok := any("leaf")
+	for range MaxValueDepth - 1 {
+		ok = map[string]any{"x": ok}
+	}
+	e := sample()
+	e.Properties["v"] = ok
+	b, err := e.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(b); err != nil {
+		t.Fatalf("an event at the limit does not decode: %v", err)
+	}
 }
