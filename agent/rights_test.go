@@ -2,9 +2,9 @@ package agent
 
 import (
 	"bytes"
-	"math"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"

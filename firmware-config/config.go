@@ -27,23 +27,70 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/storeagent/storeagent/agent/consent"
+	"github.com/storeagent/storeagent/agent/ident"
 	"github.com/storeagent/storeagent/store"
 )
 
 // Config is the whole configuration of one agent.
 type Config struct {
 	// Kind is the device kind: pos, kiosk, speaker or gateway.
-	Kind  string       `toml:"kind"`
-	Agent AgentSection `toml:"agent"`
-	Store StoreSection `toml:"store"`
-	Log   LogSection   `toml:"log"`
+	Kind   string        `toml:"kind"`
+	Agent  AgentSection  `toml:"agent"`
+	Ident  ident.Rules   `toml:"identifiers"`
+	Policy PolicySection `toml:"policy"`
+	Store  StoreSection  `toml:"store"`
+	Sync   SyncSection   `toml:"sync"`
+	Log    LogSection    `toml:"log"`
 }
 
-// AgentSection names this agent on the wire (PROTOCOL.md topics).
+// AgentSection names this agent on the wire (PROTOCOL.md topics) and sets
+// the domain core's bounds.
 type AgentSection struct {
 	Tenant  string `toml:"tenant"`
 	StoreID string `toml:"store_id"`
 	ID      string `toml:"id"`
+	// TenantKeyFile holds the key identifiers are hashed with, shared with
+	// the central (32 bytes, mode 0600). Empty: <dir>/tenant.key, generated
+	// at first start, which only suits an agent with no central.
+	TenantKeyFile  string   `toml:"tenant_key_file"`
+	CriticalEvents []string `toml:"critical_events"`
+	// IdentifyingProperties are removed with identity; empty means the
+	// built-in list (email, phone, name, address, loyalty number...).
+	IdentifyingProperties []string `toml:"identifying_properties"`
+	MaxProfiles           uint64   `toml:"max_profiles"`
+	LocalTTL              Duration `toml:"local_ttl"`
+	PendingMaxAge         Duration `toml:"pending_max_age"`
+}
+
+// PolicySection is the purpose policy until the central sends one.
+type PolicySection struct {
+	Default  string            `toml:"default"`
+	Purposes []consent.Purpose `toml:"purpose"`
+	Events   map[string]string `toml:"events"`
+}
+
+// SyncSection is the link to the central CDP. Disabled, the agent works
+// offline and keeps everything in its outbox.
+type SyncSection struct {
+	Enabled      bool     `toml:"enabled"`
+	Broker       string   `toml:"broker"`
+	ClientID     string   `toml:"client_id"`
+	Username     string   `toml:"username"`
+	PasswordFile string   `toml:"password_file"`
+	PasswordEnv  string   `toml:"password_env"`
+	CAFile       string   `toml:"ca_file"`
+	CertFile     string   `toml:"cert_file"`
+	KeyFile      string   `toml:"key_file"`
+	ServerName   string   `toml:"server_name"`
+	CentralKeys  []string `toml:"central_keys"` // PEM public keys of the central
+	KeepAlive    Duration `toml:"keepalive"`
+	BackoffMin   Duration `toml:"backoff_min"`
+	BackoffMax   Duration `toml:"backoff_max"`
+	BatchEvents  int      `toml:"batch_events"`
+	Window       int      `toml:"window"`
+	AckTimeout   Duration `toml:"ack_timeout"`
+	MaxPace      Duration `toml:"max_pace"`
 }
 
 // StoreSection configures the local database.

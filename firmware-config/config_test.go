@@ -15,9 +15,12 @@ func TestDefaultIsValid(t *testing.T) {
 	if c.Store.CompactWithin.D() != 15*time.Minute || c.Store.Outbox.MaxRecords != 1_000_000 || c.Kind != "gateway" {
 		t.Fatalf("default values: %+v", c)
 	}
-	// The default works with no network: nothing in it names a broker.
-	if strings.Contains(string(DefaultDoc()), "tcp://") || strings.Contains(string(DefaultDoc()), "ssl://") {
-		t.Fatal("embedded default names a broker")
+	// The default works with no network: the link is off and names no broker.
+	if c.Sync.Enabled || c.Sync.Broker != "" {
+		t.Fatal("embedded default enables sync")
+	}
+	if p := c.Policy.Policy(); p.Validate() != nil || p.PurposeOf("Order Completed") != "service" {
+		t.Fatalf("default policy %+v", p)
 	}
 }
 
@@ -62,6 +65,21 @@ func TestParseErrors(t *testing.T) {
 			name: "cross-key",
 			doc:  "[store]\nmax_file_mb = 10\n",
 			want: []string{"site.toml:2: store.max_file_mb: 10 is below store.outbox.max_mb 512"},
+		},
+		{
+			name: "sync enabled without broker or keys",
+			doc:  "[sync]\nenabled = true\n",
+			want: []string{"site.toml: sync.broker: required", "site.toml: sync.central_keys: at least one"},
+		},
+		{
+			name: "identifier rules",
+			doc:  "[identifiers.loyalty]\ncheck = \"crc\"\n",
+			want: []string{"site.toml:2: identifiers.loyalty.check"},
+		},
+		{
+			name: "policy basis",
+			doc:  "[[policy.purpose]]\nname = \"analytics\"\nbasis = \"because\"\n",
+			want: []string{"policy: purpose analytics: basis \"because\""},
 		},
 		{
 			name: "syntax",
@@ -116,5 +134,23 @@ func TestStateDir(t *testing.T) {
 	c.Store.Dir = "/explicit"
 	if d, _ := c.StateDir(); d != "/explicit" || c.KeyFilePath(d) != "/explicit/store.key" {
 		t.Fatalf("explicit: %s", d)
+	}
+}
+
+// A file's purposes replace the default's; its event mappings add to them.
+func TestPolicyOverride(t *testing.T) {
+	doc := "[policy]\ndefault = \"stats\"\n[[policy.purpose]]\nname = \"stats\"\nbasis = \"legitimate_interest\"\n[policy.events]\n\"Visit\" = \"stats\"\n"
+	_, err := Parse("site.toml", []byte(doc))
+	// The default's events map to purposes this file no longer has.
+	if err == nil || !strings.Contains(err.Error(), "maps to unknown purpose") {
+		t.Fatalf("events of dropped purposes: %v", err)
+	}
+	doc = "[policy]\ndefault = \"stats\"\nevents = {\"Visit\" = \"stats\"}\n[[policy.purpose]]\nname = \"stats\"\nbasis = \"legitimate_interest\"\n"
+	c, err := Parse("site.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Policy.Policy(); len(p.Purposes) != 1 || p.PurposeOf("Visit") != "stats" {
+		t.Fatalf("policy %+v", p)
 	}
 }

@@ -1,6 +1,7 @@
 package firmwareconfig
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/storeagent/storeagent/agent/ident"
 )
 
 // Kinds are the device kinds with a profile.
@@ -55,13 +58,61 @@ func (cfg *Config) Validate() error {
 	c.id("agent.tenant", cfg.Agent.Tenant)
 	c.id("agent.store_id", cfg.Agent.StoreID)
 	c.id("agent.id", cfg.Agent.ID)
+	cfg.Agent.validate(&c)
+	if err := cfg.Ident.Validate(); err != nil {
+		var re *ident.RuleError
+		if errors.As(err, &re) {
+			c.add("identifiers."+re.Field, "%s", re.Msg)
+		} else {
+			c.add("identifiers", "%v", err)
+		}
+	}
+	cfg.policyCheck(&c)
 	cfg.Store.validate(&c)
+	cfg.Sync.validate(&c)
 	c.oneOf("log.format", cfg.Log.Format, "text", "json")
 	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	if len(c.errs) > 0 {
 		return c.errs
 	}
 	return nil
+}
+
+func (a *AgentSection) validate(c *checker) {
+	c.between("agent.max_profiles", int64(a.MaxProfiles), 100, 100_000_000)
+	c.duration("agent.local_ttl", a.LocalTTL, time.Hour, 365*24*time.Hour)
+	c.duration("agent.pending_max_age", a.PendingMaxAge, time.Minute, 7*24*time.Hour)
+}
+
+func (cfg *Config) policyCheck(c *checker) {
+	p := cfg.Policy.Policy()
+	if err := p.Validate(); err != nil {
+		c.add("policy", "%s", strings.TrimPrefix(err.Error(), "policy: "))
+	}
+}
+
+func (s *SyncSection) validate(c *checker) {
+	if !s.Enabled {
+		return
+	}
+	if s.Broker == "" {
+		c.add("sync.broker", "required when sync.enabled is true (tcp://host:1883 or ssl://host:8883)")
+	} else if !strings.HasPrefix(s.Broker, "tcp://") && !strings.HasPrefix(s.Broker, "ssl://") {
+		c.add("sync.broker", "%q: want tcp://host:port or ssl://host:port", s.Broker)
+	}
+	if len(s.CentralKeys) == 0 {
+		c.add("sync.central_keys", "at least one central public key file is required: downlink messages are applied only when signed")
+	}
+	if (s.CertFile == "") != (s.KeyFile == "") {
+		c.add("sync.cert_file", "set cert_file and key_file together, or neither")
+	}
+	c.duration("sync.keepalive", s.KeepAlive, 5*time.Second, 10*time.Minute)
+	c.duration("sync.backoff_min", s.BackoffMin, 10*time.Millisecond, time.Minute)
+	c.duration("sync.backoff_max", s.BackoffMax, s.BackoffMin.D(), time.Hour)
+	c.between("sync.batch_events", int64(s.BatchEvents), 1, 10_000)
+	c.between("sync.window", int64(s.Window), 1, 256)
+	c.duration("sync.ack_timeout", s.AckTimeout, time.Second, 10*time.Minute)
+	c.duration("sync.max_pace", s.MaxPace, 0, 10*time.Minute)
 }
 
 func (s *StoreSection) validate(c *checker) {

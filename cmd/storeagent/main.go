@@ -13,11 +13,15 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"log/slog"
 	"path/filepath"
+	"sync"
 	"syscall"
 
+	"github.com/storeagent/storeagent/agent"
 	firmwareconfig "github.com/storeagent/storeagent/firmware-config"
 	"github.com/storeagent/storeagent/store"
+	"github.com/storeagent/storeagent/sync/cdp"
 )
 
 // version is set at build time: -ldflags "-X main.version=..."
@@ -67,18 +71,78 @@ func run(ctx context.Context, args []string) error {
 	if created {
 		log.Warn("generated a new at-rest key; back it up with the device's secrets", "path", keyPath)
 	}
+	tenantKey, err := loadTenantKey(cfg, dir, log)
+	if err != nil {
+		return err
+	}
 	db, err := store.Open(filepath.Join(dir, "store.db"), cfg.StoreOptions(key, log))
 	if err != nil {
 		return err
 	}
-	log.Info("storeagent started", "version", version, "kind", cfg.Kind, "state_dir", dir, "outbox_records", db.QueuedRecords())
-	<-ctx.Done()
+	defer db.Close()
+	ag, err := agent.New(db, cfg.AgentConfig(tenantKey, log))
+	if err != nil {
+		return err
+	}
+	var link *cdp.Sync
+	if cfg.Sync.Enabled {
+		sc, err := cfg.SyncConfig(version)
+		if err != nil {
+			return err
+		}
+		if link, err = cdp.New(sc, db, ag, log); err != nil {
+			return err
+		}
+	}
+	log.Info("storeagent started", "version", version, "kind", cfg.Kind, "state_dir", dir,
+		"outbox_records", db.QueuedRecords(), "sync", cfg.Sync.Enabled)
+	err = serve(ctx, ag, link)
 	log.Info("storeagent stopping")
-	if err := db.Close(); err != nil {
-		return fmt.Errorf("close store: %w", err)
+	if cerr := db.Close(); cerr != nil {
+		return errors.Join(err, fmt.Errorf("close store: %w", cerr))
 	}
 	log.Info("storeagent stopped")
-	return nil
+	return err
+}
+
+// serve runs every long-lived part until ctx ends. Each stops on
+// cancellation and serve waits for all of them; the store closes after.
+func serve(ctx context.Context, ag *agent.Agent, link *cdp.Sync) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	start := func(run func(context.Context) error) {
+		wg.Go(func() {
+			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- err
+			}
+		})
+	}
+	start(ag.Run)
+	if link != nil {
+		start(link.Run)
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// loadTenantKey loads the key identifiers are hashed with. The default path
+// is generated at first start (an agent with no central); a configured path
+// must exist: it comes from the central.
+func loadTenantKey(cfg *firmwareconfig.Config, dir string, log *slog.Logger) ([]byte, error) {
+	if cfg.Agent.TenantKeyFile != "" {
+		return store.LoadKeyFile(cfg.Agent.TenantKeyFile)
+	}
+	path := filepath.Join(dir, "tenant.key")
+	key, created, err := store.LoadOrCreateKeyFile(path)
+	if created {
+		log.Warn("generated a tenant key: identifiers will not match a central's until agent.tenant_key_file names the tenant's key", "path", path)
+	}
+	return key, err
 }
 
 func loadConfig(path string) (*firmwareconfig.Config, error) {
