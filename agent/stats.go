@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/storeagent/storeagent/agent/ident"
+	"github.com/storeagent/storeagent/store"
 )
 
 // Stats are the agent's counters since start, for status pages and metrics.
@@ -66,4 +67,24 @@ func (s *Stats) countOutcome(o Outcome) {
 	case OutcomeAnonymised:
 		s.CaptureAnonymised.Add(1)
 	}
+}
+
+// CacheStats describe the profile cache.
+type CacheStats struct {
+	Profiles    uint64 `json:"profiles"`
+	Identifiers uint64 `json:"identifiers"`
+	MaxProfiles uint64 `json:"maxProfiles"`
+	Generation  uint64 `json:"generation"`
+}
+
+// CacheStats counts the live cache. Counting identifiers walks their
+// index: cheap for a technician's status, not for a hot path.
+func (a *Agent) CacheStats() (CacheStats, error) {
+	var s CacheStats
+	err := a.db.View(func(tx *store.Tx) error {
+		c := a.live(tx)
+		s = CacheStats{Profiles: c.count(), MaxProfiles: a.cfg.MaxProfiles, Generation: c.gen}
+		return c.idents().ForEach(nil, func(_, _ []byte) error { s.Identifiers++; return nil })
+	})
+	return s, err
 }

@@ -29,19 +29,22 @@ import (
 
 	"github.com/storeagent/storeagent/agent/consent"
 	"github.com/storeagent/storeagent/agent/ident"
+	"github.com/storeagent/storeagent/devices/localapi"
 	"github.com/storeagent/storeagent/store"
 )
 
 // Config is the whole configuration of one agent.
 type Config struct {
 	// Kind is the device kind: pos, kiosk, speaker or gateway.
-	Kind   string        `toml:"kind"`
-	Agent  AgentSection  `toml:"agent"`
-	Ident  ident.Rules   `toml:"identifiers"`
-	Policy PolicySection `toml:"policy"`
-	Store  StoreSection  `toml:"store"`
-	Sync   SyncSection   `toml:"sync"`
-	Log    LogSection    `toml:"log"`
+	Kind     string           `toml:"kind"`
+	Agent    AgentSection     `toml:"agent"`
+	Ident    ident.Rules      `toml:"identifiers"`
+	Policy   PolicySection    `toml:"policy"`
+	Store    StoreSection     `toml:"store"`
+	Sync     SyncSection      `toml:"sync"`
+	API      localapi.Config  `toml:"api"`
+	Scanners []ScannerSection `toml:"scanner"`
+	Log      LogSection       `toml:"log"`
 }
 
 // AgentSection names this agent on the wire (PROTOCOL.md topics) and sets

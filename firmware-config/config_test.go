@@ -82,6 +82,16 @@ func TestParseErrors(t *testing.T) {
 			want: []string{"policy: purpose analytics: basis \"because\""},
 		},
 		{
+			name: "scanner",
+			doc:  "[[scanner]]\nname = \"till-1\"\npath = \"/dev/ttyUSB0\"\nbaud = 12345\npurpose = \"astrology\"\n",
+			want: []string{"site.toml:4: scanner.0.baud", "site.toml:5: scanner.0.purpose: \"astrology\" is not a purpose"},
+		},
+		{
+			name: "api beyond loopback without a token",
+			doc:  "[api]\nlisten = \"0.0.0.0:8780\"\n",
+			want: []string{"site.toml:2: api.listen"},
+		},
+		{
 			name: "syntax",
 			doc:  "[store\n",
 			want: []string{"site.toml:1"},

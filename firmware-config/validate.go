@@ -70,6 +70,8 @@ func (cfg *Config) Validate() error {
 	cfg.policyCheck(&c)
 	cfg.Store.validate(&c)
 	cfg.Sync.validate(&c)
+	cfg.apiCheck(&c)
+	cfg.scannerCheck(&c)
 	c.oneOf("log.format", cfg.Log.Format, "text", "json")
 	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	if len(c.errs) > 0 {

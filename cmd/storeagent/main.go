@@ -1,9 +1,14 @@
 // Command storeagent is the in-store agent daemon. main wires config,
 // store, agent, devices and sync together; it holds no logic of its own.
 //
-// Shutdown order, on SIGINT or SIGTERM: stop taking input (devices, local
-// API), stop the link to the central, then close the store, which commits
-// every append already queued and releases the file lock.
+// Start order: config, keys, store, agent core, then the parts that take
+// input or talk to the network (scanners, the local API, the device bus, the
+// link to the central), each on its own goroutine.
+//
+// Shutdown order, on SIGINT or SIGTERM: every part stops taking input and
+// returns (the local API finishes requests in flight, the link says goodbye
+// to the central); only when all have returned is the store closed, which
+// commits every append already queued and releases the file lock.
 package main
 
 import (
@@ -11,14 +16,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
-	"log/slog"
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/storeagent/storeagent/agent"
+	"github.com/storeagent/storeagent/devices/localapi"
+	"github.com/storeagent/storeagent/devices/scanner"
 	firmwareconfig "github.com/storeagent/storeagent/firmware-config"
 	"github.com/storeagent/storeagent/store"
 	"github.com/storeagent/storeagent/sync/cdp"
@@ -80,23 +89,13 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	ag, err := agent.New(db, cfg.AgentConfig(tenantKey, log))
+	d, err := build(cfg, dir, db, tenantKey, log)
 	if err != nil {
 		return err
 	}
-	var link *cdp.Sync
-	if cfg.Sync.Enabled {
-		sc, err := cfg.SyncConfig(version)
-		if err != nil {
-			return err
-		}
-		if link, err = cdp.New(sc, db, ag, log); err != nil {
-			return err
-		}
-	}
 	log.Info("storeagent started", "version", version, "kind", cfg.Kind, "state_dir", dir,
-		"outbox_records", db.QueuedRecords(), "sync", cfg.Sync.Enabled)
-	err = serve(ctx, ag, link)
+		"outbox_records", db.QueuedRecords(), "sync", cfg.Sync.Enabled, "api", d.apiAddrs, "scanners", len(d.scanners))
+	err = d.serve(ctx)
 	log.Info("storeagent stopping")
 	if cerr := db.Close(); cerr != nil {
 		return errors.Join(err, fmt.Errorf("close store: %w", cerr))
@@ -105,11 +104,62 @@ func run(ctx context.Context, args []string) error {
 	return err
 }
 
-// serve runs every long-lived part until ctx ends. Each stops on
-// cancellation and serve waits for all of them; the store closes after.
-func serve(ctx context.Context, ag *agent.Agent, link *cdp.Sync) error {
+// daemon is every long-lived part, built and ready to run.
+type daemon struct {
+	ag        *agent.Agent
+	link      *cdp.Sync
+	scanners  []*scanner.Scanner
+	api       *localapi.Server
+	listeners []net.Listener
+	apiAddrs  []string
+}
+
+func build(cfg *firmwareconfig.Config, dir string, db *store.DB, tenantKey []byte, log *slog.Logger) (*daemon, error) {
+	ag, err := agent.New(db, cfg.AgentConfig(tenantKey, log))
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{ag: ag}
+	if cfg.Sync.Enabled {
+		sc, err := cfg.SyncConfig(version)
+		if err != nil {
+			return nil, err
+		}
+		if d.link, err = cdp.New(sc, db, ag, log); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range cfg.Scanners {
+		sc, err := scanner.New(s.Scanner(), scanner.NewConsumer(cfg.Consumer(s), ag, log), log)
+		if err != nil {
+			return nil, err
+		}
+		d.scanners = append(d.scanners, sc)
+	}
+	return d, d.buildAPI(cfg, dir, db, log)
+}
+
+func (d *daemon) buildAPI(cfg *firmwareconfig.Config, dir string, db *store.DB, log *slog.Logger) error {
+	api := cfg.APIConfig(dir)
+	token, err := api.Token()
+	if err != nil {
+		return err
+	}
+	st := &status{cfg: cfg, started: time.Now(), db: db, ag: d.ag, link: d.link, scanners: d.scanners}
+	d.api = localapi.NewServer(localapi.Options{Backend: d.ag, Status: st, Logger: log, Token: token})
+	if d.listeners, err = api.Listeners(); err != nil {
+		return err
+	}
+	for _, ln := range d.listeners {
+		d.apiAddrs = append(d.apiAddrs, ln.Addr().String())
+	}
+	return nil
+}
+
+// serve runs every part until ctx ends, and returns once all have stopped.
+func (d *daemon) serve(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	errs := make(chan error, 16)
 	start := func(run func(context.Context) error) {
 		wg.Go(func() {
 			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -117,9 +167,15 @@ func serve(ctx context.Context, ag *agent.Agent, link *cdp.Sync) error {
 			}
 		})
 	}
-	start(ag.Run)
-	if link != nil {
-		start(link.Run)
+	start(d.ag.Run)
+	if d.link != nil {
+		start(d.link.Run)
+	}
+	for _, sc := range d.scanners {
+		start(sc.Run)
+	}
+	for _, ln := range d.listeners {
+		start(func(ctx context.Context) error { return d.api.Run(ctx, ln) })
 	}
 	wg.Wait()
 	close(errs)

@@ -3,15 +3,18 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/storeagent/storeagent/devices/localapi"
 	"github.com/storeagent/storeagent/store"
 )
 
@@ -31,8 +34,27 @@ func agentCmd(args ...string) *exec.Cmd {
 	return cmd
 }
 
+// syncBuffer is a log buffer written by a reader goroutine and read by the
+// test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) WriteString(v string) {
+	s.mu.Lock()
+	s.b.WriteString(v)
+	s.mu.Unlock()
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // startAgent starts the daemon and waits for its "started" log line.
-func startAgent(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+func startAgent(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := agentCmd(args...)
 	pr, pw := io.Pipe()
@@ -41,7 +63,7 @@ func startAgent(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var log bytes.Buffer
+	log := &syncBuffer{}
 	started := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -57,7 +79,20 @@ func startAgent(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("agent did not start; log:\n%s", log.String())
 	}
-	return cmd, &log
+	return cmd, log
+}
+
+// testConfig writes a config for a daemon under test: its own state
+// directory, the API on its socket and a free loopback port.
+func testConfig(t *testing.T, extra string) (cfgPath, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	cfgPath = filepath.Join(dir, "agent.toml")
+	doc := "[api]\nlisten = \"127.0.0.1:0\"\n" + extra
+	if err := os.WriteFile(cfgPath, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, dir
 }
 
 // The daemon shuts down cleanly on SIGINT and SIGTERM: exit status 0 and
@@ -65,8 +100,8 @@ func startAgent(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 func TestCleanShutdown(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			dir := t.TempDir()
-			cmd, log := startAgent(t, "-state-dir", dir)
+			cfg, dir := testConfig(t, "")
+			cmd, log := startAgent(t, "-config", cfg, "-state-dir", dir)
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -111,8 +146,51 @@ func TestRefusesLooseKeyFile(t *testing.T) {
 	key := filepath.Join(dir, "store.key")
 	os.WriteFile(key, bytes.Repeat([]byte("ab"), 32), 0o644)
 	os.Chmod(key, 0o644)
-	out, err := agentCmd("-state-dir", dir).CombinedOutput()
+	cfg, _ := testConfig(t, "")
+	out, err := agentCmd("-config", cfg, "-state-dir", dir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "chmod 600") {
 		t.Fatalf("loose key file: %v\n%s", err, out)
+	}
+}
+
+// A POS talks to the running daemon over its socket: an unknown card gets
+// an anonymous id, an event is acknowledged only once durable (it is in the
+// store after the daemon stops), and status reports it queued.
+func TestDaemonServesLocalAPI(t *testing.T) {
+	cfg, dir := testConfig(t, "")
+	cmd, log := startAgent(t, "-config", cfg, "-state-dir", dir)
+	c := &localapi.Client{Socket: filepath.Join(dir, "api.sock")}
+	ctx := context.Background()
+	id, err := c.Identify(ctx, localapi.IdentifyRequest{Scan: "79927398713", Purpose: "loyalty", Device: "pos-1"})
+	if err != nil || id.Known || id.AnonymousID == "" {
+		t.Fatalf("identify: %+v %v\n%s", id, err, log)
+	}
+	res, err := c.Capture(ctx, localapi.EventRequest{Event: "Order Completed", AnonymousID: id.AnonymousID, Device: "pos-1",
+		Properties: map[string]any{"total": 12.5}})
+	if err != nil || res.Seq == 0 {
+		t.Fatalf("capture: %+v %v", res, err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.Outbox.Records == 0 || st.Link.State != "disabled" || st.AgentID != "agent-01" {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	key, _ := store.LoadKeyFile(filepath.Join(dir, "store.key"))
+	db, err := store.OpenReadOnly(filepath.Join(dir, "store.db"), store.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var found bool
+	db.View(func(tx *store.Tx) error {
+		r, ok, _ := tx.OutboxRecord(res.Seq)
+		found = ok && bytes.Contains(r.Payload, []byte(res.MessageID))
+		return nil
+	})
+	if !found {
+		t.Fatal("the acknowledged event is not in the store")
 	}
 }

@@ -101,8 +101,10 @@ func (c Config) checkListen() error {
 	if err != nil {
 		return &ConfigError{"listen", fmt.Sprintf("%q must be host:port, such as %q", c.Listen, DefaultListen)}
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return &ConfigError{"listen", fmt.Sprintf("%q needs a port from 1 to 65535", c.Listen)}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		// Port 0 asks the system for a free one: for tests, and for a
+		// daemon reached only by its socket.
+		return &ConfigError{"listen", fmt.Sprintf("%q needs a port from 0 to 65535", c.Listen)}
 	}
 	loopback, ok := loopbackHost(host)
 	if !ok {
