@@ -51,12 +51,21 @@ type CaptureResult struct {
 
 var eventName = regexp.MustCompile(`^[\pL\pN _.:/-]{1,128}$`)
 
+// reserved are the events only the agent makes: a device may not forge a
+// consent change or a rights receipt.
+var reserved = map[string]bool{
+	"Consent Updated": true, "Rights Request Applied": true, "Erasure Requested": true,
+	"Restriction Requested": true, "Restriction Lifted": true, "Access Requested": true, "Portability Requested": true,
+}
+
 func (r *CaptureRequest) validate() error {
 	switch {
 	case r.Type != event.Track && r.Type != event.Identify:
 		return badRequest("type must be track or identify")
 	case r.Type == event.Track && !eventName.MatchString(r.Event):
 		return badRequest("event must be 1-128 letters, digits, spaces or _ . : / -")
+	case reserved[r.Event]:
+		return badRequest("this event name is reserved for the agent's own records")
 	case r.MessageID != "" && !event.ValidID(r.MessageID):
 		return badRequest("messageId must be a UUIDv7 in lower-case canonical form")
 	case len(r.UserID) > 128 || len(r.AnonymousID) > 128:

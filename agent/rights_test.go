@@ -207,6 +207,7 @@ func TestCaptureRules(t *testing.T) {
 		{Event: "Order Completed", MessageID: "not-a-uuid"},
 		{Event: "Order Completed", Timestamp: -5},
 		{Event: "Order Completed", Properties: map[string]any{"total": math.NaN()}},
+		{Event: "Consent Updated", UserID: "cust-1"},
 	}
 	for _, req := range bad {
 		if _, err := f.a.Capture(context.Background(), req); !errors.Is(err, ErrBadRequest) {

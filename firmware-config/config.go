@@ -43,6 +43,7 @@ type Config struct {
 	Store    StoreSection     `toml:"store"`
 	Sync     SyncSection      `toml:"sync"`
 	API      localapi.Config  `toml:"api"`
+	Bus      BusSection       `toml:"bus"`
 	Scanners []ScannerSection `toml:"scanner"`
 	Log      LogSection       `toml:"log"`
 }

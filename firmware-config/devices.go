@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
+	"github.com/storeagent/storeagent/devices/bus"
 	"github.com/storeagent/storeagent/devices/localapi"
 	"github.com/storeagent/storeagent/devices/scanner"
 )
@@ -139,4 +141,81 @@ func eachErr(err error, fn func(error)) {
 		return
 	}
 	fn(err)
+}
+
+// BusSection is the device MQTT bus (devices/bus/README.md). Off by
+// default: it serves the devices listed in [[bus.device]], and the default
+// lists none.
+type BusSection struct {
+	Enabled  bool        `toml:"enabled"`
+	Mode     string      `toml:"mode"`
+	Workers  int         `toml:"workers"`
+	QueueLen int         `toml:"queue_len"`
+	Embedded BusEmbedded `toml:"embedded"`
+	External BusExternal `toml:"external"`
+	Devices  []BusDevice `toml:"device"`
+}
+
+// BusEmbedded is [bus.embedded].
+type BusEmbedded struct {
+	Listen      string `toml:"listen"`
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
+}
+
+// BusExternal is [bus.external].
+type BusExternal struct {
+	Broker       string `toml:"broker"`
+	ClientID     string `toml:"client_id"`
+	Username     string `toml:"username"`
+	PasswordFile string `toml:"password_file"`
+	CAFile       string `toml:"ca_file"`
+}
+
+// BusDevice is one [[bus.device]].
+type BusDevice struct {
+	ID           string `toml:"id"`
+	Kind         string `toml:"kind"`
+	Purpose      string `toml:"purpose"`
+	Username     string `toml:"username"`
+	PasswordFile string `toml:"password_file"`
+	PasswordEnv  string `toml:"password_env"`
+}
+
+// BusConfig is the bus's runtime config, with the store id and the
+// policy's purposes filled in.
+func (c *Config) BusConfig() bus.Config {
+	b := c.Bus
+	out := bus.DefaultConfig()
+	setIf(&out.Mode, bus.Mode(b.Mode))
+	setIf(&out.Workers, b.Workers)
+	setIf(&out.QueueLen, b.QueueLen)
+	out.StoreID = c.Agent.StoreID
+	for _, p := range c.Policy.Purposes {
+		out.Purposes = append(out.Purposes, p.Name)
+	}
+	setIf(&out.Embedded.Listen, b.Embedded.Listen)
+	out.Embedded.TLSCertFile, out.Embedded.TLSKeyFile = b.Embedded.TLSCertFile, b.Embedded.TLSKeyFile
+	out.External = bus.ExternalConfig(b.External)
+	for _, d := range b.Devices {
+		out.Devices = append(out.Devices, bus.DeviceConfig{ID: d.ID, Kind: bus.DeviceKind(d.Kind), Purpose: d.Purpose,
+			Username: d.Username, PasswordFile: d.PasswordFile, PasswordEnv: d.PasswordEnv})
+	}
+	return out
+}
+
+func (cfg *Config) busCheck(c *checker) {
+	if !cfg.Bus.Enabled {
+		return
+	}
+	eachErr(cfg.BusConfig().Validate(), func(e error) {
+		var ce *bus.ConfigError
+		if !errors.As(e, &ce) {
+			c.add("bus", "%v", e)
+			return
+		}
+		// bus names array entries device[2]; the line index says device.2.
+		key := strings.NewReplacer("[", ".", "]", "").Replace(ce.Key)
+		c.add(key, "%s", ce.Problem)
+	})
 }

@@ -72,6 +72,7 @@ func (cfg *Config) Validate() error {
 	cfg.Sync.validate(&c)
 	cfg.apiCheck(&c)
 	cfg.scannerCheck(&c)
+	cfg.busCheck(&c)
 	c.oneOf("log.format", cfg.Log.Format, "text", "json")
 	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	if len(c.errs) > 0 {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/storeagent/storeagent/agent"
+	"github.com/storeagent/storeagent/devices/bus"
 	"github.com/storeagent/storeagent/devices/localapi"
 	"github.com/storeagent/storeagent/devices/scanner"
 	firmwareconfig "github.com/storeagent/storeagent/firmware-config"
@@ -94,7 +95,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Info("storeagent started", "version", version, "kind", cfg.Kind, "state_dir", dir,
-		"outbox_records", db.QueuedRecords(), "sync", cfg.Sync.Enabled, "api", d.apiAddrs, "scanners", len(d.scanners))
+		"outbox_records", db.QueuedRecords(), "sync", cfg.Sync.Enabled, "bus", cfg.Bus.Enabled, "api", d.apiAddrs, "scanners", len(d.scanners))
 	err = d.serve(ctx)
 	log.Info("storeagent stopping")
 	if cerr := db.Close(); cerr != nil {
@@ -108,6 +109,7 @@ func run(ctx context.Context, args []string) error {
 type daemon struct {
 	ag        *agent.Agent
 	link      *cdp.Sync
+	bus       *bus.Bus
 	scanners  []*scanner.Scanner
 	api       *localapi.Server
 	listeners []net.Listener
@@ -129,6 +131,11 @@ func build(cfg *firmwareconfig.Config, dir string, db *store.DB, tenantKey []byt
 			return nil, err
 		}
 	}
+	if cfg.Bus.Enabled {
+		if d.bus, err = bus.New(cfg.BusConfig(), ag, log); err != nil {
+			return nil, err
+		}
+	}
 	for _, s := range cfg.Scanners {
 		sc, err := scanner.New(s.Scanner(), scanner.NewConsumer(cfg.Consumer(s), ag, log), log)
 		if err != nil {
@@ -145,7 +152,7 @@ func (d *daemon) buildAPI(cfg *firmwareconfig.Config, dir string, db *store.DB, 
 	if err != nil {
 		return err
 	}
-	st := &status{cfg: cfg, started: time.Now(), db: db, ag: d.ag, link: d.link, scanners: d.scanners}
+	st := &status{cfg: cfg, started: time.Now(), db: db, ag: d.ag, link: d.link, bus: d.bus, scanners: d.scanners}
 	d.api = localapi.NewServer(localapi.Options{Backend: d.ag, Status: st, Logger: log, Token: token})
 	if d.listeners, err = api.Listeners(); err != nil {
 		return err
@@ -170,6 +177,9 @@ func (d *daemon) serve(ctx context.Context) error {
 	start(d.ag.Run)
 	if d.link != nil {
 		start(d.link.Run)
+	}
+	if d.bus != nil {
+		start(d.bus.Run)
 	}
 	for _, sc := range d.scanners {
 		start(sc.Run)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/storeagent/storeagent/agent"
+	"github.com/storeagent/storeagent/devices/bus"
 	"github.com/storeagent/storeagent/devices/localapi"
 	"github.com/storeagent/storeagent/devices/scanner"
 	firmwareconfig "github.com/storeagent/storeagent/firmware-config"
@@ -19,6 +20,7 @@ type status struct {
 	db       *store.DB
 	ag       *agent.Agent
 	link     *cdp.Sync // nil when sync is off
+	bus      *bus.Bus  // nil when the bus is off
 	scanners []*scanner.Scanner
 }
 
@@ -48,6 +50,9 @@ func (s *status) Status(ctx context.Context) (localapi.Status, error) {
 	out.Link = localapi.LinkStatus{State: "disabled"}
 	if s.link != nil {
 		s.linkStatus(&out)
+	}
+	if s.bus != nil {
+		busStatus(&out, s.bus.Stats())
 	}
 	for _, sc := range s.scanners {
 		out.Scanners = append(out.Scanners, scannerStatus(sc.Stats()))
@@ -98,4 +103,18 @@ func scannerStatus(st scanner.Stats) localapi.ScannerStatus {
 		out.Rejects[r.String()] = n
 	}
 	return out
+}
+
+func busStatus(out *localapi.Status, st bus.Stats) {
+	for kind, n := range st.Messages {
+		out.Counters["bus_"+kind] = n
+	}
+	out.Counters["bus_devices"] = uint64(st.Devices)
+	out.Counters["bus_dropped"] = st.Dropped
+	out.Counters["bus_auth_failures"] = st.AuthFailures
+	for code, n := range st.Rejects {
+		if n > 0 {
+			out.Rejects = append(out.Rejects, localapi.RejectStatus{Source: "bus", Reason: string(code), Count: n})
+		}
+	}
 }
