@@ -34,6 +34,9 @@ bench:
 	{ \
 	  $(GO) test -run '^$$' -bench 'BenchmarkOutboxAppend|BenchmarkOutboxDiskBytes' -benchtime 2s ./store/ ; \
 	  $(GO) test -run '^$$' -bench 'BenchmarkOutboxBacklogHeap' -benchtime 1x -timeout 30m ./store/ ; \
+	  $(GO) test -run '^$$' -bench 'BenchmarkIdentify1M' -benchtime 1x -timeout 30m ./agent/ ; \
+	  $(GO) test -run '^$$' -bench 'BenchmarkScanToAnswer' -benchtime 2000x ./devices/scanner/ ; \
+	  $(GO) test -run '^$$' -bench 'BenchmarkIdentifyAPI' ./devices/localapi/ ; \
 	} 2>&1 | $(GO) run ./cmd/benchfig
 
 ## lint: gofmt, go vet, staticcheck (installed through the Go toolchain)

@@ -12,4 +12,17 @@ var figures = []figure{
 	{name: "outbox.append.64w.vs_bolt_batch", unit: "x", op: ">=", target: 1, bench: "BenchmarkOutboxAppend/group_64w", base: "BenchmarkOutboxAppend/bolt_batch_64w", metric: "events/s"},
 	{name: "outbox.disk_per_300B_event", unit: "bytes", op: "<=", target: 512, bench: "BenchmarkOutboxDiskBytes", metric: "disk-B/event"},
 	{name: "outbox.backlog_1m.heap_growth", unit: "MiB", op: "<=", target: 16, bench: "BenchmarkOutboxBacklogHeap", metric: "heap-MiB"},
+
+	// agent: identify over one million cached profiles (issue 4).
+	{name: "identify.1m.p50", unit: "µs", op: "<=", target: 20, bench: "BenchmarkIdentify1M", metric: "p50-µs"},
+	{name: "identify.1m.p99", unit: "µs", op: "<=", target: 50, bench: "BenchmarkIdentify1M", metric: "p99-µs"},
+	{name: "identify.1m.p99.vs_get", unit: "x", op: "<=", target: 5, bench: "BenchmarkIdentify1M", metric: "p99-x-get"},
+
+	// devices: scan to answer (issue 6). The floors are the core's Identify.
+	{name: "scan.pty.p50", unit: "µs", op: "<=", target: 2000, bench: "BenchmarkScanToAnswer", metric: "p50-µs"},
+	{name: "scan.pty.p99", unit: "µs", op: "<=", target: 10000, bench: "BenchmarkScanToAnswer", metric: "p99-µs"},
+	{name: "scan.pty.core_p99", unit: "µs", op: "<=", target: 50, bench: "BenchmarkScanToAnswer", metric: "core-p99-µs"},
+	{name: "identify.api.p50", unit: "µs", op: "<=", target: 200, bench: "BenchmarkIdentifyAPI", metric: "p50-µs"},
+	{name: "identify.api.p99", unit: "µs", op: "<=", target: 1000, bench: "BenchmarkIdentifyAPI", metric: "p99-µs"},
+	{name: "identify.api.core_p99", unit: "µs", op: "<=", target: 50, bench: "BenchmarkIdentifyAPI", metric: "core-p99-µs"},
 }

@@ -23,7 +23,7 @@ import (
 //
 // This is the one place that starts socat.
 type ptyPair struct {
-	t      *testing.T
+	t      testing.TB
 	socat  string
 	dir    string
 	A, B   string // symlinks to the two pty slaves
@@ -33,7 +33,7 @@ type ptyPair struct {
 
 // newPTYPair returns a pair whose links do not exist yet; call start. It
 // skips the test when socat is missing, except under CI, where it fails.
-func newPTYPair(t *testing.T) *ptyPair {
+func newPTYPair(t testing.TB) *ptyPair {
 	t.Helper()
 	socat, err := exec.LookPath("socat")
 	if err != nil {
@@ -49,7 +49,7 @@ func newPTYPair(t *testing.T) *ptyPair {
 }
 
 // startPTYPair returns a started pair.
-func startPTYPair(t *testing.T) *ptyPair {
+func startPTYPair(t testing.TB) *ptyPair {
 	t.Helper()
 	p := newPTYPair(t)
 	p.start()
