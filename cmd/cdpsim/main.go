@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -185,7 +184,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL")
 	fs.StringVar(&cfg.Tenant, "tenant", "", "tenant id (required)")
 	fs.StringVar(&cfg.Store, "store", "", "default store of the control API's changes (required)")
-	keys := fs.String("keys", "", "directory written by `cdpsim keygen` (required)")
+	keys := fs.String("keys", "", "directory written by cdpsim keygen (required)")
 	fs.StringVar(&cfg.DataDir, "data", "", "data directory: journal and change logs (required)")
 	fs.IntVar(&cfg.Customers, "customers", 1000, "synthetic customers in the baseline (0: no baseline)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the synthetic customers")
@@ -296,19 +295,13 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// customerLine is one customer in `cdpsim customers --json`.
-type customerLine struct {
-	central.Customer
-	Idents map[string]string `json:"idents"`
-}
-
 func customers(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("customers", "--keys DIR --n N [--seed S] [--from I] [--count K] [--json]",
 		"Prints synthetic customers as serve --customers N --seed S generates them,\n"+
 			"for demo and test drivers: one line per customer, tab-separated: index,\n"+
 			"profile id, loyalty number, e-mail, consents. These identifiers are synthetic.\n"+
 			"--json prints one JSON object per line, with the idents in hex.")
-	keys := fs.String("keys", "", "directory written by `cdpsim keygen` (its tenant.key)")
+	keys := fs.String("keys", "", "directory written by cdpsim keygen (its tenant.key)")
 	n := fs.Int("n", 1000, "customers in the baseline, as given to serve --customers")
 	seed := fs.Uint64("seed", 1, "seed, as given to serve --seed")
 	from := fs.Int("from", 0, "first index to print")
@@ -332,10 +325,7 @@ func customers(_ context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		if *asJSON {
-			line := customerLine{Customer: cu, Idents: map[string]string{
-				"loyalty": hex.EncodeToString(cu.Idents[0][:]), "email": hex.EncodeToString(cu.Idents[1][:]),
-			}}
-			if err := enc.Encode(line); err != nil {
+			if err := enc.Encode(cu); err != nil {
 				return err
 			}
 			continue
@@ -397,13 +387,13 @@ func change(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	kind := fs.Arg(0)
 	kfs := newFlags("change "+kind, "[flags]", changeAbout)
+	first := common // registering again resets the fields to their defaults
 	common.register(kfs)
-	// Defaults of the kind's flag set are what the first parse gave.
-	kfs.Set("control", common.control)
-	kfs.Set("store", common.store)
-	kfs.Set("profile", common.profile)
-	kfs.Set("customer", strconv.Itoa(common.customer))
-	kfs.Set("json", strconv.FormatBool(common.asJSON))
+	kfs.Set("control", first.control)
+	kfs.Set("store", first.store)
+	kfs.Set("profile", first.profile)
+	kfs.Set("customer", strconv.Itoa(first.customer))
+	kfs.Set("json", strconv.FormatBool(first.asJSON))
 	var (
 		sets, attrs, idents multiFlag
 		lift, replace, def  bool
@@ -553,7 +543,7 @@ func snapshot(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *asJSON {
 		return printJSON(stdout, res)
 	}
-	fmt.Fprintf(stdout, "snapshot at seq %d: %d chunks, %d changes, %d bytes\n", res.To, res.Chunks, res.Changes, res.Bytes)
+	fmt.Fprintf(stdout, "snapshot at seq %d sent: chunks=%d changes=%d bytes=%d\n", res.To, res.Chunks, res.Changes, res.Bytes)
 	return nil
 }
 

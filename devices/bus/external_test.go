@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"slices"
 	"strconv"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/storeagent/storeagent/agent"
 	"github.com/storeagent/storeagent/agent/event"
 	"github.com/storeagent/storeagent/store"
+	"github.com/storeagent/storeagent/sync/brokertest"
 )
 
 func externalConfig(broker string) Config {
@@ -27,9 +29,9 @@ func externalConfig(broker string) Config {
 }
 
 // anonymous connects a device to the store's broker, which lets anyone in.
-func anonymous(t testing.TB, m *mosquitto, clientID string) paho.Client {
+func anonymous(t testing.TB, m *brokertest.Broker, clientID string) paho.Client {
 	t.Helper()
-	c, err := client(t, m.url(), clientID, "", "")
+	c, err := client(t, m.URL, clientID, "", "")
 	if err != nil {
 		t.Fatalf("connect %s to mosquitto: %v", clientID, err)
 	}
@@ -39,7 +41,7 @@ func anonymous(t testing.TB, m *mosquitto, clientID string) paho.Client {
 // In external mode the agent is a client of the store's broker, and
 // answers the same way.
 func TestExternalBrokerAnswersDevices(t *testing.T) {
-	m := startMosquitto(t)
+	m := brokertest.Start(t)
 	f := newFixture(t)
 	f.seedBoth(t)
 
@@ -50,7 +52,7 @@ func TestExternalBrokerAnswersDevices(t *testing.T) {
 	if tok := spk.Publish(topicOf("speaker-1", "identify"), 1, true, `{"requestId":"old","scan":"`+card+`"}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	b := startBus(t, externalConfig(m.url()), f.a, nil)
+	b := startBus(t, externalConfig(m.URL), f.a, nil)
 	eventually(t, "retained request refused", func() bool { return b.Stats().Rejects[CodeRetained] == 1 })
 	replies.none(t, 200*time.Millisecond)
 
@@ -100,14 +102,14 @@ func TestExternalBrokerAnswersDevices(t *testing.T) {
 // The broker going away and coming back is weathered: the agent
 // reconnects, subscribes again and answers.
 func TestExternalReconnects(t *testing.T) {
-	m := startMosquitto(t)
+	m := brokertest.Start(t)
 	f := newFixture(t)
 	f.seedBoth(t)
-	b := startBus(t, externalConfig(m.url()), f.a, nil)
+	b := startBus(t, externalConfig(m.URL), f.a, nil)
 
-	m.stop()
+	m.Stop()
 	eventually(t, "disconnect noticed", func() bool { return !b.Stats().Connected })
-	m.start()
+	m.Restart()
 	eventually(t, "reconnected", func() bool { s := b.Stats(); return s.Connected && s.Reconnects == 1 })
 
 	spk := anonymous(t, m, "dev-speaker-1")
@@ -152,14 +154,14 @@ func TestExternalStopsWhileBrokerDown(t *testing.T) {
 func TestExternalTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert, key, pool := selfSigned(t, dir)
-	m := startMosquitto(t, "certfile "+cert, "keyfile "+key)
+	m := brokertest.Start(t, "certfile "+cert, "keyfile "+key)
 	f := newFixture(t)
 	f.seedBoth(t)
-	cfg := externalConfig("ssl://127.0.0.1:" + strconv.Itoa(m.port))
+	cfg := externalConfig("ssl://127.0.0.1:" + strconv.Itoa(m.Port))
 	cfg.External.CAFile = cert
 	startBus(t, cfg, f.a, nil)
 
-	o := paho.NewClientOptions().AddBroker("ssl://127.0.0.1:" + strconv.Itoa(m.port)).SetClientID("dev-speaker-1").
+	o := paho.NewClientOptions().AddBroker("ssl://127.0.0.1:" + strconv.Itoa(m.Port)).SetClientID("dev-speaker-1").
 		SetProtocolVersion(4).SetAutoReconnect(false).SetTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	spk := paho.NewClient(o)
 	if tok := spk.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -169,4 +171,15 @@ func TestExternalTLS(t *testing.T) {
 	if got := ask(t, spk, "speaker-1", "identify", `{"requestId":"t","scan":"`+card+`"}`); got["userId"] != cust1 {
 		t.Fatalf("answer %v", got)
 	}
+}
+
+// freePort is a loopback port nothing listens on.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
