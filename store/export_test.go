@@ -20,3 +20,20 @@ func SetMigrationsForTest(extra ...func(tx *Tx) error) (restore func()) {
 
 // LatestSchema is the schema version the current migration list leads to.
 func LatestSchema() uint64 { return latest() }
+
+// SetLoadLimitsForTest shrinks a Loader's run buffer and merge transaction
+// so a small test makes many runs; it returns a function that restores them.
+func SetLoadLimitsForTest(run, tx int) (restore func()) {
+	r, t := loadRunBytes, loadTxBytes
+	loadRunBytes, loadTxBytes = run, tx
+	return func() { loadRunBytes, loadTxBytes = r, t }
+}
+
+// ScratchEntries counts what bulk loaders left in their scratch bucket.
+func ScratchEntries(db *DB) (n int, err error) {
+	err = db.View(func(tx *Tx) error {
+		n = tx.bucket(bucketLoading).Stats().KeyN
+		return nil
+	})
+	return n, err
+}

@@ -17,6 +17,7 @@ const (
 	bucketOutboxSubj = "outbox_subj" // len(subject) subject seq -> empty: the records of one subject
 	bucketAudit      = "audit"       // seq -> audit entry
 	bucketQuarantine = "quarantine"  // bucket 0x00 key -> value moved aside as corrupt
+	bucketLoading    = "loading"     // scratch runs of a bulk Loader
 
 	BucketPending = "pending" // events held until a customer's consent is decided
 	BucketRights  = "rights"  // rights requests, without PII
@@ -34,7 +35,7 @@ const (
 func CacheBucket(base string, gen uint64) string { return fmt.Sprintf("%s.%d", base, gen%2) }
 
 // SchemaVersion is the schema this build writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 const metaSchema = "store.schema"
 
@@ -56,6 +57,7 @@ var migrations = []migration{
 		CacheBucket(BucketProfiles, 0), CacheBucket(BucketIdents, 0), CacheBucket(BucketExpiry, 0),
 		CacheBucket(BucketProfiles, 1), CacheBucket(BucketIdents, 1), CacheBucket(BucketExpiry, 1),
 	)},
+	{to: 2, name: "create the bulk loader's scratch bucket", fn: createBuckets(bucketLoading)},
 }
 
 func createBuckets(names ...string) func(*bolt.Tx) error {

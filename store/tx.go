@@ -122,6 +122,28 @@ func (b *Bucket) ForEach(prefix []byte, fn func(k, v []byte) error) error {
 	return nil
 }
 
+// Range calls fn for every key k with after < k < before, in key order,
+// until fn returns an error or stop is true; a nil bound is open. k and v
+// are valid only during the call, and fn must not write to this bucket.
+func (b *Bucket) Range(after, before []byte, fn func(k, v []byte) (stop bool, err error)) error {
+	if err := b.check(false); err != nil {
+		return err
+	}
+	c := b.b.Cursor()
+	var k, v []byte
+	if after == nil {
+		k, v = c.First()
+	} else if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+		k, v = c.Next()
+	}
+	for ; k != nil && (before == nil || bytes.Compare(k, before) < 0); k, v = c.Next() {
+		if stop, err := fn(k, v); stop || err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // NextSequence returns the bucket's next unique sequence number; it never
 // goes back, even after deletes.
 func (b *Bucket) NextSequence() (uint64, error) {
