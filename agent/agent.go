@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -102,13 +103,17 @@ type Agent struct {
 	log    *slog.Logger
 
 	policy atomic.Pointer[consent.Policy] // the policy in force
-	gen    atomic.Uint64                  // the live cache generation
 
 	// identifies carries identify events of unknown customers to the
 	// goroutine of Run, so Identify never waits for a disk flush.
 	identifies chan []byte
 
 	stats Stats
+
+	// dirty holds the customers the live cache changed while a snapshot
+	// was being built (nil when none is).
+	dirtyMu sync.Mutex
+	dirty   map[string]struct{}
 }
 
 // New makes the agent core over an open store. The policy in force is the
@@ -129,7 +134,6 @@ func New(db *store.DB, cfg Config) (*Agent, error) {
 	p := cfg.Policy
 	a.policy.Store(&p)
 	err = db.View(func(tx *store.Tx) error {
-		a.gen.Store(tx.MetaUint(metaGen))
 		saved, err := loadPolicy(tx)
 		if saved != nil {
 			a.policy.Store(saved)

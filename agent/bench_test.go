@@ -68,7 +68,7 @@ func BenchmarkIdentify1M(b *testing.B) {
 		for i := range picks {
 			picks[i] = rng.IntN(profiles)
 		}
-		bucket := store.CacheBucket(store.BucketIdents, f.a.gen.Load())
+		bucket := store.CacheBucket(store.BucketIdents, 0) // a fresh store: generation 0 is live
 		keys := make(map[int][]byte, len(picks))
 		for _, i := range picks {
 			keys[i] = identHash("loyalty", benchCard(i))

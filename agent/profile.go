@@ -77,7 +77,10 @@ func (c *cache) profiles() *store.Bucket { return c.open(&c.profilesB, store.Buc
 func (c *cache) idents() *store.Bucket   { return c.open(&c.identsB, store.BucketIdents) }
 func (c *cache) expiry() *store.Bucket   { return c.open(&c.expiryB, store.BucketExpiry) }
 
-func (a *Agent) live(tx *store.Tx) *cache { return a.cacheIn(tx, a.gen.Load()) }
+// live is the cache generation the transaction sees as live: read from the
+// file, so a reader is never ahead of or behind the snapshot switch it can
+// see.
+func (a *Agent) live(tx *store.Tx) *cache { return a.cacheIn(tx, tx.MetaUint(metaGen)) }
 
 // get returns the record at pkey, or nil.
 func (c *cache) get(pkey []byte) (*profileRec, error) {
@@ -85,6 +88,19 @@ func (c *cache) get(pkey []byte) (*profileRec, error) {
 	if err != nil || raw == nil {
 		return nil, err
 	}
+	return c.unmarshal(pkey, raw)
+}
+
+// decode opens and decodes a sealed record read by a walk of the bucket.
+func (c *cache) decode(pkey, sealed []byte) (*profileRec, error) {
+	raw, err := c.profiles().Open(pkey, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return c.unmarshal(pkey, raw)
+}
+
+func (c *cache) unmarshal(pkey, raw []byte) (*profileRec, error) {
 	rec := &profileRec{}
 	if err := store.UnmarshalRecord("profiles", pkey, raw, rec); err != nil {
 		return nil, err
@@ -98,9 +114,8 @@ func (c *cache) lookup(hash []byte) ([]byte, error) { return c.idents().Get(hash
 // put writes rec at pkey, filtering its attributes to what the policy
 // permits (the cache never holds more), indexing its identifiers and its
 // expiry, and evicting the soonest-expiring profile when the cache is full.
+// old is the record pkey held, nil for a new profile.
 func (c *cache) put(pkey []byte, rec *profileRec, old *profileRec) error {
-	rec.V = 1
-	rec.Attrs = permittedAttrs(c.pol, rec)
 	if old != nil {
 		if err := c.unindex(pkey, old, rec); err != nil {
 			return err
@@ -108,6 +123,21 @@ func (c *cache) put(pkey []byte, rec *profileRec, old *profileRec) error {
 	} else if err := c.makeRoom(); err != nil {
 		return err
 	}
+	if err := c.write(pkey, rec); err != nil {
+		return err
+	}
+	if old == nil {
+		return c.addCount(1)
+	}
+	return nil
+}
+
+// write stores rec and its index entries, filtered; it neither evicts nor
+// counts (put does; a snapshot counts for itself).
+func (c *cache) write(pkey []byte, rec *profileRec) error {
+	c.a.markDirty(pkey)
+	rec.V = 1
+	rec.Attrs = permittedAttrs(c.pol, rec)
 	b, err := store.MarshalRecord(rec)
 	if err != nil {
 		return err
@@ -121,12 +151,7 @@ func (c *cache) put(pkey []byte, rec *profileRec, old *profileRec) error {
 		}
 	}
 	if rec.Expires > 0 {
-		if err := c.expiry().Put(expiryKey(rec.Expires, pkey), nil); err != nil {
-			return err
-		}
-	}
-	if old == nil {
-		return c.addCount(1)
+		return c.expiry().Put(expiryKey(rec.Expires, pkey), nil)
 	}
 	return nil
 }
@@ -148,6 +173,7 @@ func (c *cache) unindex(pkey []byte, old, rec *profileRec) error {
 
 // del removes the profile at pkey with its identifier and expiry entries.
 func (c *cache) del(pkey []byte, rec *profileRec) error {
+	c.a.markDirty(pkey)
 	if err := c.unindex(pkey, rec, &profileRec{}); err != nil {
 		return err
 	}

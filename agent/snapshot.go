@@ -1,10 +1,9 @@
 package agent
 
 import (
-	"cmp"
+	"bytes"
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/storeagent/storeagent/agent/consent"
 	"github.com/storeagent/storeagent/agent/event"
@@ -14,21 +13,41 @@ import (
 // Snapshot builds a whole new cache from the central's snapshot chunks in
 // the cache generation that is not live, while Identify keeps serving the
 // live one; Commit switches generations in one transaction that also sets
-// the cursor. Chunks are written one transaction each, so memory stays flat
-// however many profiles the snapshot holds.
+// the cursor.
+//
+// A million profiles keyed by hashes, inserted chunk by chunk into a bbolt
+// bucket, would touch nearly every page of the bucket in every
+// transaction. Instead each chunk goes to a bulk loader (store.Loader) as
+// sorted runs, and Commit merges the runs into the staging generation in
+// key order, filtering each slice by its customer's decisions and the
+// snapshot's policy as it goes, building the identifier and expiry indexes
+// the same way, and carrying over what only this store knows by walking
+// the live generation beside the merge (both are in key order). Memory
+// stays bounded by the loaders' buffers, whatever the snapshot's size.
 type Snapshot struct {
 	a      *Agent
 	to     uint64
 	gen    uint64
 	policy *consent.Policy // the snapshot's own policy, if it carries one
-	n      int
+	n      uint64          // profiles written to the staging generation
+
+	profiles, idents, expiry *store.Loader
+	liveAfter                []byte // the live key the carry walk last passed
 }
+
+// Loader ids of a snapshot's three bulk loads.
+const (
+	loadProfiles = 1 + iota
+	loadIdents
+	loadExpiry
+)
 
 // BeginSnapshot starts a snapshot that leaves the cache at cursor to. It
 // clears whatever an interrupted snapshot left in the staging generation.
 func (a *Agent) BeginSnapshot(ctx context.Context, to uint64) (*Snapshot, error) {
-	s := &Snapshot{a: a, to: to, gen: a.gen.Load() + 1, policy: a.Policy()}
+	s := &Snapshot{a: a, to: to, policy: a.Policy()}
 	err := a.db.Update(func(tx *store.Tx) error {
+		s.gen = tx.MetaUint(metaGen) + 1
 		for _, b := range []string{store.BucketProfiles, store.BucketIdents, store.BucketExpiry} {
 			if err := tx.ClearBucket(store.CacheBucket(b, s.gen)); err != nil {
 				return err
@@ -39,71 +58,82 @@ func (a *Agent) BeginSnapshot(ctx context.Context, to uint64) (*Snapshot, error)
 	if err != nil {
 		return nil, fmt.Errorf("begin snapshot: %w", err)
 	}
+	if s.idents, err = a.db.NewLoader(loadIdents, store.CacheBucket(store.BucketIdents, s.gen), store.LoadOptions{}); err != nil {
+		return nil, fmt.Errorf("begin snapshot: %w", err)
+	}
+	if s.expiry, err = a.db.NewLoader(loadExpiry, store.CacheBucket(store.BucketExpiry, s.gen), store.LoadOptions{}); err != nil {
+		return nil, fmt.Errorf("begin snapshot: %w", err)
+	}
+	s.profiles, err = a.db.NewLoader(loadProfiles, store.CacheBucket(store.BucketProfiles, s.gen), store.LoadOptions{
+		Sealed: true, Merge: mergeRecords, Final: s.final,
+		Between: func() error {
+			if err := s.idents.FlushIfFull(); err != nil {
+				return err
+			}
+			return s.expiry.FlushIfFull()
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("begin snapshot: %w", err)
+	}
+	a.trackDirty(true)
 	return s, nil
 }
 
-// Add writes one chunk of the snapshot: profile, consent, restrict and
+// Add takes one chunk of the snapshot: profile, consent, restrict and
 // policy changes (their seq is ignored: the snapshot as a whole is at its
-// cursor). Within a chunk, decisions are applied before slices, whatever
-// their order, because a slice is filtered by its customer's decisions as
-// it is written. A customer's changes must therefore share one chunk
-// (cmd/cdpsim's snapshots do; PROTOCOL notes in sync/wire say so).
+// cursor). A customer's changes are folded into one record; a customer
+// whose changes span chunks is folded again when Commit merges.
 func (s *Snapshot) Add(ctx context.Context, changes []Change) error {
-	changes = slices.Clone(changes)
-	slices.SortStableFunc(changes, func(x, y Change) int { return cmp.Compare(kindOrder(x.Kind), kindOrder(y.Kind)) })
-	for i := range changes {
-		if ch := &changes[i]; ch.Kind == ChangePolicy {
-			if err := ch.validate(); err != nil {
-				return err
-			}
-			p := *ch.Policy
-			p.V, p.Seq = 1, s.to
-			s.policy = &p
-		}
-	}
-	err := s.a.db.Update(func(tx *store.Tx) error {
-		c := s.a.cacheIn(tx, s.gen)
-		c.pol = s.policy
-		for _, ch := range changes {
-			if err := s.add(c, ch); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	recs, order, err := s.merge(changes)
 	if err != nil {
-		return fmt.Errorf("snapshot chunk: %w", err)
+		return err
 	}
-	s.n += len(changes)
+	for _, id := range order {
+		b, err := store.MarshalRecord(recs[id])
+		if err != nil {
+			return fmt.Errorf("snapshot chunk: %w", err)
+		}
+		if err := s.profiles.Add(s.a.pkey(id), b); err != nil {
+			return fmt.Errorf("snapshot chunk: %w", err)
+		}
+	}
 	return nil
 }
 
-func kindOrder(k string) int {
-	if k == ChangeProfile {
-		return 1
+// merge folds a chunk's changes into one record per customer, in the order
+// customers first appear.
+func (s *Snapshot) merge(changes []Change) (map[string]*profileRec, []string, error) {
+	recs := map[string]*profileRec{}
+	var order []string
+	for i := range changes {
+		ch := changes[i]
+		if ch.Seq == 0 {
+			ch.Seq = s.to // validate wants one; a snapshot's changes need not carry theirs
+		}
+		if err := ch.validate(); err != nil {
+			return nil, nil, err
+		}
+		if ch.Kind == ChangePolicy {
+			p := *ch.Policy
+			p.V, p.Seq = 1, s.to
+			s.policy = &p
+			continue
+		}
+		rec, ok := recs[ch.Profile]
+		if !ok {
+			rec = &profileRec{ID: ch.Profile}
+			recs[ch.Profile], order = rec, append(order, ch.Profile)
+		}
+		if err := fold(rec, ch); err != nil {
+			return nil, nil, err
+		}
 	}
-	return 0
+	return recs, order, nil
 }
 
-func (s *Snapshot) add(c *cache, ch Change) error {
-	if ch.Kind == ChangePolicy {
-		return nil
-	}
-	if ch.Seq == 0 {
-		ch.Seq = s.to // validate wants one; a snapshot's changes need not carry theirs
-	}
-	if err := ch.validate(); err != nil {
-		return err
-	}
-	pk := s.a.pkey(ch.Profile)
-	old, err := c.get(pk)
-	if err != nil {
-		return err
-	}
-	rec := old
-	if rec == nil {
-		rec = &profileRec{ID: ch.Profile}
-	}
+// fold applies one snapshot change to a record being built.
+func fold(rec *profileRec, ch Change) error {
 	switch ch.Kind {
 	case ChangeProfile:
 		rec.Version, rec.Expires, rec.Idents, rec.Attrs = ch.Version, ch.Expires, ch.Idents, ch.Attrs
@@ -121,25 +151,172 @@ func (s *Snapshot) add(c *cache, ch Change) error {
 	default:
 		return fmt.Errorf("%w: a snapshot cannot carry a %s change", ErrBadChange, ch.Kind)
 	}
-	if old != nil {
-		o := *old
-		old = &o
-	}
-	return c.put(pk, rec, old)
+	return nil
 }
 
-// Commit makes the snapshot the live cache, at cursor to, in one
-// transaction. Decisions made here that are newer than the snapshot's, and
-// customers enrolled here that the central does not know yet, are carried
-// over. The old generation is emptied after, and a compaction is scheduled:
-// a customer the snapshot left out must leave the file too.
-func (s *Snapshot) Commit(ctx context.Context) (int, error) {
+// mergeRecords folds a customer's record from a later chunk into the one
+// from an earlier chunk.
+func mergeRecords(older, newer []byte) ([]byte, error) {
+	var old, rec profileRec
+	if err := store.UnmarshalRecord("snapshot", nil, older, &old); err != nil {
+		return nil, err
+	}
+	if err := store.UnmarshalRecord("snapshot", nil, newer, &rec); err != nil {
+		return nil, err
+	}
+	if rec.Version > 0 || rec.Idents != nil {
+		old.Version, old.Expires, old.Idents, old.Attrs, old.Inactive = rec.Version, rec.Expires, rec.Idents, rec.Attrs, rec.Inactive
+	}
+	for p, e := range rec.Consent {
+		if old.Consent == nil {
+			old.Consent = map[string]consent.Entry{}
+		}
+		old.Consent[p] = e
+	}
+	old.Restricted = old.Restricted || rec.Restricted
+	return store.MarshalRecord(&old)
+}
+
+// final writes one customer of the snapshot, in key order, inside a merge
+// transaction: first the live customers before it that the snapshot does
+// not have, then the customer with this store's newer decisions carried
+// over, filtered, indexed and counted. Past Config.MaxProfiles, further
+// customers are left out (counted as evicted): the cache never outgrows
+// its bound.
+func (s *Snapshot) final(tx *store.Tx, pk, val []byte) ([]byte, error) {
+	live := s.a.live(tx)
+	if err := s.carryUntil(tx, live, pk); err != nil {
+		return nil, err
+	}
+	s.liveAfter = bytes.Clone(pk)
+	var rec profileRec
+	if err := store.UnmarshalRecord("snapshot", pk, val, &rec); err != nil {
+		return nil, err
+	}
+	mine, err := live.get(pk)
+	if err != nil {
+		return nil, err
+	}
+	if mine != nil {
+		carryDecisions(mine, &rec)
+	}
+	if s.n >= s.a.cfg.MaxProfiles {
+		s.a.stats.Evicted.Add(1)
+		return nil, nil
+	}
+	return s.index(pk, &rec)
+}
+
+// index filters rec by the snapshot's policy, buffers its index entries
+// and counts it; it returns the record to store.
+func (s *Snapshot) index(pk []byte, rec *profileRec) ([]byte, error) {
+	rec.V = 1
+	rec.Attrs = permittedAttrs(s.policy, rec)
+	b, err := store.MarshalRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range rec.Idents {
+		s.idents.Buffer(h, pk)
+	}
+	if rec.Expires > 0 {
+		s.expiry.Buffer(expiryKey(rec.Expires, pk), nil)
+	}
+	s.n++
+	return b, nil
+}
+
+// carryUntil walks the live generation from where it last stopped up to
+// (not including) before, nil for the end, and copies into the staging
+// generation the customers made here that the snapshot does not have (the
+// central does not know them yet). The others are gone from the central:
+// they are left behind.
+func (s *Snapshot) carryUntil(tx *store.Tx, live *cache, before []byte) error {
+	_, err := s.carryWalk(tx, live, before, 0)
+	return err
+}
+
+// carryWalk is carryUntil walking at most limit keys (0: no limit); it
+// reports whether the walk reached before.
+func (s *Snapshot) carryWalk(tx *store.Tx, live *cache, before []byte, limit int) (bool, error) {
+	target := tx.Bucket(store.CacheBucket(store.BucketProfiles, s.gen))
+	walked, done := 0, true
+	err := live.profiles().Range(s.liveAfter, before, func(k, v []byte) (bool, error) {
+		if limit > 0 && walked == limit {
+			done = false
+			return true, nil
+		}
+		walked++
+		s.liveAfter = bytes.Clone(k)
+		rec, err := live.decode(k, v)
+		if err != nil || !rec.Local {
+			return false, err
+		}
+		b, err := s.index(k, rec)
+		if err != nil {
+			return false, err
+		}
+		return false, target.PutSealed(k, b)
+	})
+	return done, err
+}
+
+// carryDecisions copies into rec the decisions made here that are newer
+// than the snapshot's.
+func carryDecisions(mine, rec *profileRec) bool {
+	changed := false
+	for p, e := range mine.Consent {
+		if e.Source == consent.Local && consent.Wins(e, rec.Consent[p]) {
+			if rec.Consent == nil {
+				rec.Consent = map[string]consent.Entry{}
+			}
+			rec.Consent[p], changed = e, true
+		}
+	}
+	return changed
+}
+
+// Commit makes the snapshot the live cache, at cursor to. The loads are
+// merged first, in bounded transactions, while the live cache keeps
+// serving; then one transaction carries over what changed here while they
+// ran, and switches generation, cursor and policy together. The old
+// generation is emptied after, and a compaction is scheduled: a customer
+// the snapshot left out must leave the file too.
+func (s *Snapshot) Commit(ctx context.Context) (uint64, error) {
 	a := s.a
+	defer a.trackDirty(false)
+	if _, err := s.profiles.Finish(ctx); err != nil {
+		return 0, fmt.Errorf("commit snapshot: %w", err)
+	}
+	for done := false; !done; {
+		err := a.db.Update(func(tx *store.Tx) error {
+			var err error
+			done, err = s.carryWalk(tx, a.live(tx), nil, 50_000)
+			return err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("commit snapshot: %w", err)
+		}
+		if err := s.profiles.Options().Between(); err != nil {
+			return 0, fmt.Errorf("commit snapshot: %w", err)
+		}
+	}
+	for _, l := range []*store.Loader{s.idents, s.expiry} {
+		if _, err := l.Finish(ctx); err != nil {
+			return 0, fmt.Errorf("commit snapshot: %w", err)
+		}
+	}
+	var n uint64
 	err := a.db.Update(func(tx *store.Tx) error {
 		live, next := a.live(tx), a.cacheIn(tx, s.gen)
 		next.pol = s.policy
-		if err := carryLocal(live, next); err != nil {
+		if err := tx.SetMetaUint(fmt.Sprint(metaCountBase, s.gen%2), s.n); err != nil {
 			return err
+		}
+		for _, pk := range a.dirtyKeys() {
+			if err := carryDirty(live, next, pk); err != nil {
+				return err
+			}
 		}
 		if s.policy.Seq == s.to {
 			b, err := store.MarshalRecord(s.policy)
@@ -156,50 +333,74 @@ func (s *Snapshot) Commit(ctx context.Context) (int, error) {
 		if err := tx.SetMetaUint(metaCursor, s.to); err != nil {
 			return err
 		}
+		n = next.count()
 		return tx.MarkForCompaction()
 	})
 	if err != nil {
 		return 0, fmt.Errorf("commit snapshot: %w", err)
 	}
-	a.gen.Store(s.gen)
 	a.policy.Store(s.policy)
-	a.log.Info("snapshot applied", "profiles", s.n, "cursor", s.to)
-	return s.n, a.clearGen(s.gen + 1)
+	a.log.Info("snapshot applied", "profiles", n, "cursor", s.to)
+	return n, a.clearGen(s.gen + 1)
 }
 
-// carryLocal copies into next what only this store knows: profiles made
-// here, and local decisions newer than the snapshot's.
-func carryLocal(live, next *cache) error {
-	return live.profiles().ForEach(nil, func(k, _ []byte) error {
-		rec, err := live.get(k)
-		if err != nil || rec == nil {
-			return err
-		}
-		into, err := next.get(k)
-		if err != nil {
-			return err
-		}
-		if into == nil {
-			if !rec.Local {
-				return nil // the central no longer has this customer
-			}
-			return next.put(k, rec, nil)
-		}
-		changed := false
-		for p, e := range rec.Consent {
-			if e.Source == consent.Local && consent.Wins(e, into.Consent[p]) {
-				if into.Consent == nil {
-					into.Consent = map[string]consent.Entry{}
-				}
-				into.Consent[p], changed = e, true
-			}
-		}
-		if !changed {
+// carryDirty brings one customer changed here during the snapshot into
+// the staging generation: a customer made here, a newer decision, or an
+// erasure (gone from the live cache: gone from the new one too).
+func carryDirty(live, next *cache, pk []byte) error {
+	mine, err := live.get(pk)
+	if err != nil {
+		return err
+	}
+	into, err := next.get(pk)
+	if err != nil {
+		return err
+	}
+	switch {
+	case mine == nil && into != nil:
+		return next.del(pk, into)
+	case mine == nil:
+		return nil
+	case into == nil:
+		if !mine.Local {
 			return nil
 		}
-		old := *into
-		return next.put(k, into, &old)
-	})
+		return next.put(pk, mine, nil)
+	}
+	old := *into
+	if !carryDecisions(mine, into) {
+		return nil
+	}
+	return next.put(pk, into, &old)
+}
+
+// trackDirty starts or stops recording which customers the live cache
+// changes: a snapshot carries them over when it commits.
+func (a *Agent) trackDirty(on bool) {
+	a.dirtyMu.Lock()
+	defer a.dirtyMu.Unlock()
+	a.dirty = nil
+	if on {
+		a.dirty = map[string]struct{}{}
+	}
+}
+
+func (a *Agent) markDirty(pk []byte) {
+	a.dirtyMu.Lock()
+	defer a.dirtyMu.Unlock()
+	if a.dirty != nil {
+		a.dirty[string(pk)] = struct{}{}
+	}
+}
+
+func (a *Agent) dirtyKeys() [][]byte {
+	a.dirtyMu.Lock()
+	defer a.dirtyMu.Unlock()
+	keys := make([][]byte, 0, len(a.dirty))
+	for k := range a.dirty {
+		keys = append(keys, []byte(k))
+	}
+	return keys
 }
 
 // clearGen empties a cache generation that is no longer live.

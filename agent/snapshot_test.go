@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/storeagent/storeagent/agent/consent"
+	"github.com/storeagent/storeagent/agent/ident"
 	"github.com/storeagent/storeagent/store"
 )
 
@@ -124,4 +126,96 @@ func TestRecheckBeforeSend(t *testing.T) {
 		t.Fatalf("%d payloads changed, want 1", stripped)
 	}
 	_ = ctx
+}
+
+// What happens here while a snapshot is being built is not lost when it
+// commits: a decision made after the chunks arrived is carried over, and
+// a customer erased here does not come back from the snapshot.
+func TestSnapshotCarriesChangesMadeWhileBuilding(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.seedCustomer(t, "cust-1", card, email, map[string]consent.Status{"loyalty": consent.Granted})
+	f.seedCustomer(t, "cust-9", "4539578763621486", "nine@example.com", map[string]consent.Status{"loyalty": consent.Granted})
+	snap, err := f.a.BeginSnapshot(ctx, 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := f.a.now()
+	err = snap.Add(ctx, []Change{
+		{Kind: ChangeProfile, Profile: "cust-1", Version: 3, Idents: [][]byte{identHash("loyalty", card)},
+			Attrs: []Attribute{{Name: "tier", Purpose: "loyalty", Value: "gold"}}},
+		{Kind: ChangeConsent, Profile: "cust-1", Consent: map[string]consent.Entry{"loyalty": {Status: consent.Granted, At: at}, "marketing": {Status: consent.Denied, At: at}}},
+		{Kind: ChangeProfile, Profile: "cust-9", Version: 3, Idents: [][]byte{identHash("loyalty", "4539578763621486")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.local(t, "marketing", consent.Granted, at+5)
+	if err := f.a.Request(ctx, RightsRequest{UserID: "cust-9", Right: RightErase, Device: "kiosk-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snap.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: card, Purpose: "marketing"}); !got.Permitted {
+		t.Fatal("a decision made while the snapshot was building was lost")
+	}
+	if got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: "4539578763621486", Purpose: "loyalty"}); got.Known {
+		t.Fatal("a customer erased while the snapshot was building came back")
+	}
+}
+
+// A customer whose profile and consent come in different chunks is
+// filtered by the consent all the same; past MaxProfiles the rest is left
+// out and counted.
+func TestSnapshotAcrossChunksAndBound(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxProfiles = 50 })
+	ctx := context.Background()
+	snap, err := f.a.BeginSnapshot(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := f.a.now()
+	var first, second []Change
+	for i := range 80 {
+		id := fmt.Sprintf("c-%02d", i)
+		first = append(first, Change{Kind: ChangeProfile, Profile: id, Version: 1,
+			Idents: [][]byte{identHash("loyalty", cardNo(i))},
+			Attrs:  []Attribute{{Name: "tier", Purpose: "loyalty", Value: "gold"}, {Name: "first_name", Purpose: "marketing", Value: "Ada"}}})
+		second = append(second, Change{Kind: ChangeConsent, Profile: id, Consent: map[string]consent.Entry{"loyalty": {Status: consent.Granted, At: at}}})
+	}
+	if err := snap.Add(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.Add(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	evicted := f.a.Stats()["evicted"]
+	n, err := snap.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 50 || f.a.Stats()["evicted"]-evicted != 30 {
+		t.Fatalf("kept %d, evicted %d; want 50 and 30", n, f.a.Stats()["evicted"]-evicted)
+	}
+	known := 0
+	for i := range 80 {
+		got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: cardNo(i), Purpose: "loyalty"})
+		if !got.Known {
+			continue
+		}
+		known++
+		if len(got.Attributes) != 1 || got.Attributes[0].Name != "tier" {
+			t.Fatalf("c-%02d: %+v (marketing was never granted: first_name must not be cached)", i, got.Attributes)
+		}
+	}
+	if known != 50 {
+		t.Fatalf("%d customers identified, want 50", known)
+	}
+}
+
+// cardNo is a valid loyalty number (Luhn) made from i.
+func cardNo(i int) string {
+	p := fmt.Sprintf("400000000000%03d", i)
+	return p + string(ident.LuhnCheckDigit(p))
 }

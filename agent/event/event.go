@@ -97,6 +97,11 @@ func (e *Event) Encode() ([]byte, error) {
 	if err := checkValues("traits", e.Traits); err != nil {
 		return nil, err
 	}
+	if e.Context.Consent.CategoryPreferences == nil {
+		// The wire's consent object is a map, never null: one form for
+		// "no purposes known", so an event has one canonical encoding.
+		e.Context.Consent.CategoryPreferences = map[string]bool{}
+	}
 	b, err := enc.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
