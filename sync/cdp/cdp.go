@@ -66,7 +66,9 @@ func New(cfg Config, db *store.DB, ag *agent.Agent, log *slog.Logger) (*Sync, er
 	if cfg.Link.ClientID == "" {
 		cfg.Link.ClientID = cfg.Scope.Tenant + "-" + cfg.Scope.Store + "-" + cfg.Scope.Agent
 	}
-	s := &Sync{cfg: cfg, db: db, ag: ag, log: log, in: make(chan link.Message, 1024)}
+	// The broker's in-flight limit bounds what waits here (see link.Message.Ack);
+	// the room above it is for the small messages of the other topics.
+	s := &Sync{cfg: cfg, db: db, ag: ag, log: log, in: make(chan link.Message, 256)}
 	statusTopic, err := cfg.Scope.Topic(wire.TopicStatus)
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w", err)

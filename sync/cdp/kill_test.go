@@ -115,27 +115,46 @@ func TestKilledMidDrain(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		sc := bufio.NewScanner(out)
-		n := 0
-		for sc.Scan() && n < 1500 {
-			f := strings.Fields(sc.Text())
-			switch {
-			case len(f) == 2 && f[0] == "try":
-				tried[f[1]] = true
-			case len(f) == 3 && f[0] == "ack":
-				var seq uint64
-				fmt.Sscan(f[1], &seq)
-				acked = append(acked, captured{seq, f[2]})
-				n++
+		// Read everything the child prints until it dies: tries and acks
+		// printed after the 1500th ack still count, or an event captured
+		// then would look like one that never was.
+		var mu sync.Mutex
+		enough := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sc := bufio.NewScanner(out)
+			n := 0
+			for sc.Scan() {
+				f := strings.Fields(sc.Text())
+				mu.Lock()
+				switch {
+				case len(f) == 2 && f[0] == "try":
+					tried[f[1]] = true
+				case len(f) == 3 && f[0] == "ack":
+					var seq uint64
+					fmt.Sscan(f[1], &seq)
+					acked = append(acked, captured{seq, f[2]})
+					if n++; n == 1500 {
+						close(enough)
+					}
+				}
+				mu.Unlock()
 			}
-		}
-		if n < 1500 {
-			t.Fatalf("round %d: child acknowledged %d; stderr: %s", round, n, stderr.String())
+		}()
+		select {
+		case <-enough:
+		case <-done:
+			t.Fatalf("round %d: child stopped before 1500 acknowledgements; stderr: %s", round, stderr.String())
 		}
 		// Kill once the central has some of this round, so the drain is
 		// under way and batches are in flight.
-		w.waitUnique(t, uint64(len(acked))/2, 30*time.Second)
+		mu.Lock()
+		half := uint64(len(acked)) / 2
+		mu.Unlock()
+		w.waitUnique(t, half, 30*time.Second)
 		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
 		cmd.Wait()
 	}
 	// A last run only drains.

@@ -33,6 +33,7 @@ func (d *Downlink) Run(ctx context.Context, in <-chan link.Message) error {
 			return nil
 		case m := <-in:
 			s.handle(ctx, m)
+			m.Ack() // handled (applied, held or dropped): the broker may send the next
 		case <-d.resyncSignal:
 			s.requestSync(ctx)
 		case <-tick.C:

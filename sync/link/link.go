@@ -69,6 +69,21 @@ type Message struct {
 	Topic    string
 	Payload  []byte
 	Retained bool
+
+	ack func() // the PUBACK of a received message
+}
+
+// Ack acknowledges a received message to the broker. Call it once the
+// message is handled: the broker keeps at most its in-flight limit of
+// unacknowledged messages on the way to us (mosquitto's
+// max_inflight_messages, 20 by default), which is the flow control that
+// keeps a four-megabyte snapshot chunk stream from piling up in memory;
+// and a message not yet handled when the agent dies is delivered again.
+// It is safe to call more than once, and on a message that needs none.
+func (m Message) Ack() {
+	if m.ack != nil {
+		m.ack()
+	}
 }
 
 // Validate checks the config, naming the key.
@@ -136,7 +151,25 @@ type Link struct {
 
 	connected atomic.Bool
 	dropped   atomic.Uint64
+
+	// Bytes handed to consumers and not yet acknowledged, and a signal
+	// when an ack makes room (see route).
+	unhandled atomic.Int64
+	room      chan struct{}
 }
+
+// Flow control of received messages. A QoS 1 subscriber is protected by
+// the broker's in-flight quota, but brokers differ (mosquitto 2.0.11 does
+// not hold to max_inflight_messages) and a snapshot chunk is megabytes: a
+// central faster than the agent would queue its whole snapshot in our
+// memory. So route waits for room when more than receiveBudget bytes are
+// unhandled: TCP then pushes back on the broker. It waits at most
+// receiveWait per message, then takes it anyway, so nothing waiting on
+// the router (a PUBACK for our own publish) can deadlock with it.
+const (
+	receiveBudget = 48 << 20
+	receiveWait   = 2 * time.Second
+)
 
 // New checks cfg and prepares the link; Run connects.
 func New(cfg Config, log *slog.Logger) (*Link, error) {
@@ -144,7 +177,7 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	l := &Link{cfg: cfg, log: log.With("component", "link"), state: State{Broker: redactURL(cfg.Broker)}}
+	l := &Link{cfg: cfg, log: log.With("component", "link"), state: State{Broker: redactURL(cfg.Broker)}, room: make(chan struct{}, 1)}
 	var err error
 	if l.pass, err = password(cfg); err != nil {
 		return nil, err
@@ -288,6 +321,8 @@ func (l *Link) Run(ctx context.Context) error {
 //     central drops repeated messageIds); durability is the outbox's job.
 //   - MaxResumePubInFlight bounds what a resumed session floods a thin link
 //     with.
+//   - AutoAckDisabled: a message is acknowledged when its consumer has
+//     handled it, never on arrival (see Message.Ack).
 func (l *Link) connect(ctx context.Context) (<-chan error, error) {
 	lost := make(chan error, 1)
 	o := mqtt.NewClientOptions().
@@ -302,6 +337,7 @@ func (l *Link) connect(ctx context.Context) (<-chan error, error) {
 		SetConnectTimeout(l.cfg.ConnectTimeout).
 		SetWriteTimeout(l.cfg.ConnectTimeout).
 		SetMaxResumePubInFlight(16).
+		SetAutoAckDisabled(true). // consumers Ack once handled: see Message.Ack
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
 			case lost <- err:
@@ -341,15 +377,58 @@ func (l *Link) connect(ctx context.Context) (<-chan error, error) {
 	return lost, nil
 }
 
-// route is the paho callback of a subscription: copy, hand over, never
-// block.
+// route is the paho callback of a subscription: wait for room (see
+// receiveBudget), hand over, never do the work here. A message the
+// consumer's channel has no place for is acknowledged at once and counted,
+// or it would hold one of the broker's in-flight places for us until the
+// connection ends.
 func (l *Link) route(ch chan<- Message) mqtt.MessageHandler {
 	return func(_ mqtt.Client, m mqtt.Message) {
-		msg := Message{Topic: m.Topic(), Payload: append([]byte(nil), m.Payload()...), Retained: m.Retained()}
+		// The payload is not copied: paho hands each message its own
+		// buffer and never reuses it (a snapshot chunk is megabytes).
+		size := int64(len(m.Payload()))
+		l.waitRoom(size)
+		l.unhandled.Add(size)
+		var once sync.Once
+		msg := Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained(),
+			ack: func() {
+				once.Do(func() {
+					l.unhandled.Add(-size)
+					select {
+					case l.room <- struct{}{}:
+					default:
+					}
+					m.Ack()
+				})
+			}}
 		select {
 		case ch <- msg:
 		default:
 			l.dropped.Add(1)
+			msg.Ack()
+		}
+	}
+}
+
+// waitRoom waits, at most receiveWait, until size more bytes fit in the
+// budget. Something always fits when nothing is unhandled.
+func (l *Link) waitRoom(size int64) {
+	var deadline <-chan time.Time
+	for {
+		u := l.unhandled.Load()
+		if u == 0 || u+size <= receiveBudget {
+			return
+		}
+		if deadline == nil {
+			t := time.NewTimer(receiveWait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-l.room:
+		case <-deadline:
+			l.log.Warn("receiving faster than handling: over the receive budget", "unhandled_bytes", u)
+			return
 		}
 	}
 }

@@ -174,10 +174,13 @@ func (u *Uplink) Stats() Stats {
 	}
 }
 
-// batch is one EventBatch in flight.
+// batch is one EventBatch in flight. Its events stay as the outbox holds
+// them, each already the canonical CBOR of a checked event.
 type batch struct {
 	wire.EventBatch
-	sentAt time.Time // zero: not sent on the current connection
+	events  [][]byte
+	sentAt  time.Time // zero: not sent on the current connection
+	resends int
 }
 
 // drain is Run's state, owned by its goroutine.
@@ -186,6 +189,7 @@ type drain struct {
 	next     uint64 // the first of the next batch
 	inflight []*batch
 	online   bool
+	strict   int // batches still to build checking every event against the wire's rules
 	pace     time.Duration
 	lastSend time.Time
 	deletes  chan wire.Range
@@ -240,7 +244,7 @@ func (d *drain) fill(ctx context.Context) {
 			return
 		}
 		d.c.sent.Add(1)
-		d.c.eventsSent.Add(uint64(len(b.Events)))
+		d.c.eventsSent.Add(uint64(len(b.events)))
 	}
 }
 
@@ -266,26 +270,32 @@ func (d *drain) build() (*batch, error) {
 		if len(events) == 0 {
 			continue // every record was quarantined: the next read goes past them
 		}
+		if d.strict > 0 {
+			d.strict--
+		}
 		return &batch{EventBatch: wire.EventBatch{
 			Agent: d.cfg.Scope.Agent, Store: d.cfg.Scope.Store,
-			First: d.next, Last: recs[len(recs)-1].Seq, Events: events,
-		}}, nil
+			First: d.next, Last: recs[len(recs)-1].Seq,
+		}, events: events}, nil
 	}
 }
 
-// events re-checks consent and turns the records into wire events. A
-// record that cannot travel (it would never be acked, and would stall the
-// drain forever) is moved to quarantine.
-func (d *drain) events(recs []store.Record) ([]wire.Event, error) {
+// events re-checks consent and returns the records' events as they will
+// travel. The agent checked and encoded each against the wire's rules at
+// capture, so here only well-formedness is checked, except in strict mode
+// (after a batch went unacked too long): then each is decoded and checked
+// in full. A record that cannot travel (it would never be acked, and would
+// stall the drain forever) is moved to quarantine.
+func (d *drain) events(recs []store.Record) ([][]byte, error) {
 	payloads, err := d.rc.Recheck(recs)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]wire.Event, 0, len(recs))
+	out := payloads[:0]
 	for i, p := range payloads {
-		ev, err := wire.DecodeEvent(p)
-		if err == nil {
-			err = ev.Validate()
+		err := wellFormed(p)
+		if err == nil && d.strict > 0 {
+			_, err = wire.DecodeEvent(p)
 		}
 		if err != nil {
 			d.log.Warn("event cannot travel; quarantined", "seq", recs[i].Seq, "err", err)
@@ -294,9 +304,18 @@ func (d *drain) events(recs []store.Record) ([]wire.Event, error) {
 			}
 			continue
 		}
-		out = append(out, ev)
+		out = append(out, p)
 	}
 	return out, nil
+}
+
+// wellFormed is the cheap check of a payload: one CBOR map within the size
+// an event may have.
+func wellFormed(p []byte) error {
+	if len(p) == 0 || len(p) > wire.MaxEventSize || p[0]>>5 != 5 {
+		return errors.New("not a CBOR map of an event's size")
+	}
+	return nil
 }
 
 func (d *drain) quarantine(seq uint64) error {
@@ -311,7 +330,7 @@ func (d *drain) send(ctx context.Context, b *batch) bool {
 		sleep(ctx, wait)
 	}
 	b.SentAt = d.cfg.Now().UnixMilli()
-	payload, err := wire.EncodeEventBatch(b.EventBatch)
+	payload, err := wire.EncodeEventBatchRaw(b.EventBatch, b.events)
 	if err != nil {
 		// Validated event by event, bounded by size: a bug, not bad input.
 		d.log.Error("encode batch", "first", b.First, "last", b.Last, "err", err)
@@ -336,14 +355,30 @@ func (d *drain) resendAll(ctx context.Context) {
 	}
 }
 
+// strictAfter is how many times the oldest batch is re-sent unacked
+// before the window is rebuilt checking every event in full: a central
+// that never acks a batch may be refusing an event in it.
+const strictAfter = 3
+
 func (d *drain) checkTimeout(ctx context.Context) {
 	if len(d.inflight) == 0 || !d.online {
 		return
 	}
-	if oldest := d.inflight[0]; !oldest.sentAt.IsZero() && time.Since(oldest.sentAt) > d.cfg.AckTimeout {
-		d.log.Info("ack timeout; re-sending from the oldest batch", "first", oldest.First, "in_flight", len(d.inflight))
-		d.resendAll(ctx)
+	oldest := d.inflight[0]
+	if oldest.sentAt.IsZero() || time.Since(oldest.sentAt) <= d.cfg.AckTimeout {
+		return
 	}
+	oldest.resends++
+	if oldest.resends > strictAfter && d.strict == 0 {
+		d.log.Warn("batch never acked; rebuilding the window checking every event", "first", oldest.First)
+		d.next, d.strict = oldest.First, d.cfg.Window
+		clear(d.inflight)
+		d.inflight = d.inflight[:0]
+		d.c.inflight.Store(0)
+		return
+	}
+	d.log.Info("ack timeout; re-sending from the oldest batch", "first", oldest.First, "in_flight", len(d.inflight))
+	d.resendAll(ctx)
 }
 
 // ack drops the batches an Ack names from the window and hands the ranges
@@ -356,7 +391,7 @@ func (d *drain) ack(a wire.Ack) {
 		for _, b := range d.inflight {
 			if b.First >= r.First && b.Last <= r.Last {
 				d.c.acked.Add(1)
-				d.c.eventsAcked.Add(uint64(len(b.Events)))
+				d.c.eventsAcked.Add(uint64(len(b.events)))
 				d.c.ackLatency.Store(time.Since(b.sentAt).Milliseconds())
 				continue
 			}

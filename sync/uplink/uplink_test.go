@@ -3,7 +3,6 @@ package uplink
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -25,6 +24,7 @@ var scope = wire.Scope{Tenant: "acme", Store: "s1", Agent: "a1"}
 type pub struct {
 	mu      sync.Mutex
 	offline bool
+	invalid int // batches the central would refuse
 	sent    []wire.EventBatch
 	at      []time.Time
 	signal  chan struct{}
@@ -40,7 +40,8 @@ func (p *pub) Publish(ctx context.Context, topic string, b []byte, retained bool
 	}
 	eb, err := wire.DecodeEventBatch(b)
 	if err != nil {
-		return fmt.Errorf("the uplink published an invalid batch: %w", err)
+		p.invalid++ // the broker takes it; the central will never ack it
+		return nil
 	}
 	p.sent = append(p.sent, eb)
 	p.at = append(p.at, time.Now())
@@ -331,5 +332,31 @@ func TestAdvance(t *testing.T) {
 				t.Fatalf("got %d with %d left", got, len(left))
 			}
 		})
+	}
+}
+
+// A central that never acks a batch may be refusing an event in it: after
+// a few re-sends the window is rebuilt checking every event in full, and
+// the bad one is moved aside.
+func TestNeverAckedBatchRebuiltStrict(t *testing.T) {
+	db := storetest.Open(t, store.Options{})
+	appendEvents(t, db, 3, store.Critical)
+	bad, _ := (&event.Event{Type: event.Track, Event: "x"}).Encode() // a CBOR map, but no messageId, no context
+	db.Update(func(tx *store.Tx) error {
+		_, err := tx.AppendOutbox(store.Entry{Class: store.Critical, Payload: bad})
+		return err
+	})
+	appendEvents(t, db, 3, store.Critical)
+	f := start(t, db, Config{AckTimeout: 50 * time.Millisecond})
+	bs := f.pub.waitBatches(t, 1)
+	ackAll(f, bs)
+	if bs[0].First != 1 || len(bs[0].Events) != 6 || bs[0].Last != 7 {
+		t.Fatalf("after the strict rebuild: batch [%d,%d] with %d events", bs[0].First, bs[0].Last, len(bs[0].Events))
+	}
+	f.pub.mu.Lock()
+	invalid := f.pub.invalid
+	f.pub.mu.Unlock()
+	if invalid == 0 || f.up.Stats().Quarantined != 1 {
+		t.Fatalf("invalid batches %d, quarantined %d", invalid, f.up.Stats().Quarantined)
 	}
 }

@@ -340,6 +340,41 @@ func EncodeEventBatch(b EventBatch) ([]byte, error) {
 	return encode("event batch", w, MaxEventBatchSize)
 }
 
+// EncodeEventBatchRaw is EncodeEventBatch for events already encoded, b's
+// own Events being ignored. An agent's outbox holds every event as the CBOR
+// it was checked and encoded with at capture; decoding a backlog only to
+// encode it again would cost most of a drain. Each raw event is checked
+// here for size and well-formedness only, not against the protocol's rules:
+// the caller answers for that (DecodeEvent checks it all), or the central
+// refuses the whole batch.
+func EncodeEventBatchRaw(b EventBatch, events [][]byte) ([]byte, error) {
+	if err := validateIDs("agent", b.Agent, "store", b.Store); err != nil {
+		return nil, fmt.Errorf("encode event batch: %w", err)
+	}
+	switch {
+	case b.First > b.Last:
+		return nil, fmt.Errorf("encode event batch: %w", invalid("first", "greater than last"))
+	case b.SentAt <= 0:
+		return nil, fmt.Errorf("encode event batch: %w", invalid("sentAt", "not a positive unix time in ms"))
+	case len(events) == 0:
+		return nil, fmt.Errorf("encode event batch: %w", invalid("events", "empty"))
+	case uint64(len(events))-1 > b.Last-b.First:
+		return nil, fmt.Errorf("encode event batch: %w", invalid("events", "more events than sequence numbers in first..last"))
+	}
+	w := eventBatchWire{V: ProtocolVersion, EventBatch: b, Events: make([]cbor.RawMessage, len(events))}
+	w.EventBatch.Events = nil
+	for i, raw := range events {
+		if len(raw) > MaxEventSize {
+			return nil, fmt.Errorf("encode event batch: %s: %w", index("events", i), ErrTooLarge)
+		}
+		if err := decMode.Wellformed(raw); err != nil {
+			return nil, fmt.Errorf("encode event batch: %s: %w", index("events", i), malformed(err))
+		}
+		w.Events[i] = raw
+	}
+	return encode("event batch", w, MaxEventBatchSize)
+}
+
 // DecodeEventBatch decodes and validates an EventBatch from an agent. It
 // checks the batch against MaxEventBatchSize before parsing and each event
 // against MaxEventSize before decoding it.

@@ -483,3 +483,36 @@ func TestErrorsCarryNoValues(t *testing.T) {
 	wantErr(t, err, ErrMalformed)
 	noPII(t, err, "12345678901")
 }
+
+// A batch of events encoded one by one is the batch EncodeEventBatch makes,
+// byte for byte, and decodes to the same events.
+func TestEncodeEventBatchRaw(t *testing.T) {
+	b := EventBatch{Agent: "a1", Store: "s1", First: 3, Last: 9, SentAt: 1_700_000_000_000}
+	var raws [][]byte
+	for i := range 3 {
+		e := Event{MessageID: NewMessageID(), Type: EventTrack, Event: "Product Viewed", AnonymousID: "v",
+			OriginalTimestamp: 1_700_000_000_000 + int64(i), Properties: map[string]any{"i": int64(i)},
+			Context: Context{Store: "s1", Agent: "a1", Device: "pos-1", Purpose: "analytics", Consent: Consent{CategoryPreferences: map[string]bool{"analytics": true}}}}
+		raw, err := EncodeEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, raw)
+		b.Events = append(b.Events, e)
+	}
+	want, err := EncodeEventBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := EncodeEventBatchRaw(b, raws)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("raw batch differs (%v)", err)
+	}
+	bad := [][]byte{{0xff}}
+	if _, err := EncodeEventBatchRaw(b, bad); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("malformed raw event: %v", err)
+	}
+	if _, err := EncodeEventBatchRaw(EventBatch{Agent: "a1", Store: "s1", First: 3, Last: 3, SentAt: 1}, raws); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("three events in one seq: %v", err)
+	}
+}
