@@ -25,4 +25,16 @@ var figures = []figure{
 	{name: "identify.api.p50", unit: "µs", op: "<=", target: 200, bench: "BenchmarkIdentifyAPI", metric: "p50-µs"},
 	{name: "identify.api.p99", unit: "µs", op: "<=", target: 1000, bench: "BenchmarkIdentifyAPI", metric: "p99-µs"},
 	{name: "identify.api.core_p99", unit: "µs", op: "<=", target: 50, bench: "BenchmarkIdentifyAPI", metric: "core-p99-µs"},
+
+	// sync: a day offline drains in seconds; a million-profile snapshot
+	// applies in under a minute with memory flat (issue 5). The drain's
+	// baselines: naive is one event per message at QoS 1, waiting for each
+	// PUBACK, deleted from the same outbox; puback is that loop with no
+	// outbox at all.
+	{name: "sync.drain.events_per_s", unit: "events/s", op: ">=", target: 20000, bench: "BenchmarkDrain", metric: "events/s"},
+	{name: "sync.drain.vs_naive", unit: "x", op: ">=", target: 50, bench: "BenchmarkDrain", metric: "x-naive"},
+	{name: "sync.drain.vs_puback", unit: "x", op: ">=", target: 50, bench: "BenchmarkDrain", metric: "x-puback"},
+	{name: "sync.snapshot.1m.apply", unit: "s", op: "<=", target: 60, bench: "BenchmarkSnapshot1M", metric: "apply-s"},
+	{name: "sync.snapshot.1m.peak_heap", unit: "MiB", op: "<=", target: 512, bench: "BenchmarkSnapshot1M", metric: "peak-heap-MiB"},
+	{name: "sync.snapshot.heap.1m_vs_100k", unit: "x", op: "<=", target: 2, bench: "BenchmarkSnapshot1M", metric: "x-heap-1m-vs-100k"},
 }
