@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/storeagent/storeagent/agent"
+	"github.com/storeagent/storeagent/cmd/internal/logring"
 	"github.com/storeagent/storeagent/devices/bus"
 	"github.com/storeagent/storeagent/devices/localapi"
 	"github.com/storeagent/storeagent/devices/scanner"
@@ -65,7 +67,8 @@ func run(ctx context.Context, args []string) error {
 	if *stateDir != "" {
 		cfg.Store.Dir = *stateDir
 	}
-	log := cfg.Log.Logger(os.Stderr)
+	ring := logring.New(logring.DefaultLines)              // recent lines, for storectl bundle
+	log := cfg.Log.Logger(io.MultiWriter(ring, os.Stderr)) // the ring first: it never fails
 	dir, err := cfg.StateDir()
 	if err != nil {
 		return err
@@ -90,7 +93,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	d, err := build(cfg, dir, db, tenantKey, log)
+	d, err := build(cfg, dir, db, tenantKey, log, techEnv{configPath: *configPath, ring: ring})
 	if err != nil {
 		return err
 	}
@@ -111,17 +114,18 @@ type daemon struct {
 	link      *cdp.Sync
 	bus       *bus.Bus
 	scanners  []*scanner.Scanner
+	scans     *scanHub // lets storectl watch the scanners' scans
 	api       *localapi.Server
 	listeners []net.Listener
 	apiAddrs  []string
 }
 
-func build(cfg *firmwareconfig.Config, dir string, db *store.DB, tenantKey []byte, log *slog.Logger) (*daemon, error) {
+func build(cfg *firmwareconfig.Config, dir string, db *store.DB, tenantKey []byte, log *slog.Logger, env techEnv) (*daemon, error) {
 	ag, err := agent.New(db, cfg.AgentConfig(tenantKey, log))
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{ag: ag}
+	d := &daemon{ag: ag, scans: newScanHub(cfg.Ident)}
 	if cfg.Sync.Enabled {
 		sc, err := cfg.SyncConfig(version)
 		if err != nil {
@@ -137,23 +141,29 @@ func build(cfg *firmwareconfig.Config, dir string, db *store.DB, tenantKey []byt
 		}
 	}
 	for _, s := range cfg.Scanners {
-		sc, err := scanner.New(s.Scanner(), scanner.NewConsumer(cfg.Consumer(s), ag, log), log)
+		port := d.scans.handler(s, scanner.NewConsumer(cfg.Consumer(s), ag, log))
+		sc, err := scanner.New(s.Scanner(), port, log)
 		if err != nil {
 			return nil, err
 		}
+		port.bind(sc)
 		d.scanners = append(d.scanners, sc)
 	}
-	return d, d.buildAPI(cfg, dir, db, log)
+	return d, d.buildAPI(cfg, dir, db, tenantKey, log, env)
 }
 
-func (d *daemon) buildAPI(cfg *firmwareconfig.Config, dir string, db *store.DB, log *slog.Logger) error {
+func (d *daemon) buildAPI(cfg *firmwareconfig.Config, dir string, db *store.DB, tenantKey []byte, log *slog.Logger, env techEnv) error {
 	api := cfg.APIConfig(dir)
 	token, err := api.Token()
 	if err != nil {
 		return err
 	}
 	st := &status{cfg: cfg, started: time.Now(), db: db, ag: d.ag, link: d.link, bus: d.bus, scanners: d.scanners}
-	d.api = localapi.NewServer(localapi.Options{Backend: d.ag, Status: st, Logger: log, Token: token})
+	tech, err := newTech(cfg, dir, db, tenantKey, d, st, env, log)
+	if err != nil {
+		return err
+	}
+	d.api = localapi.NewServer(localapi.Options{Backend: d.ag, Status: st, Tech: tech, Logger: log, Token: token})
 	if d.listeners, err = api.Listeners(); err != nil {
 		return err
 	}

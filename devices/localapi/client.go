@@ -93,22 +93,45 @@ func (c *Client) base() string {
 	return "http://" + clientHost
 }
 
-// send is the one path every call takes: in, if not nil, is sent as the
-// JSON body; a response with status want is decoded into out, if not nil;
-// any other is an *APIError, and a daemon that cannot be reached a
-// *ConnectError. op names the call in errors: the path holds user ids.
+// send is the path every call with a plain JSON answer takes: in, if not
+// nil, is sent as the JSON body; a response with status want is decoded
+// into out, if not nil; any other is an *APIError, and a daemon that cannot
+// be reached a *ConnectError. op names the call in errors: the path holds
+// user ids.
 func (c *Client) send(ctx context.Context, op, method, path string, in any, want int, out any) error {
+	res, err := c.do(ctx, op, method, path, in, want)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, maxResponse))
+	if err != nil {
+		return fmt.Errorf("storeagent %s: read response: %w", op, err)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("storeagent %s: decode response: %w", op, err)
+	}
+	return nil
+}
+
+// do sends a request and returns the response when its status is want,
+// its body for the caller to read and close; every call goes through it,
+// streams too. Any other status is read as an *APIError.
+func (c *Client) do(ctx context.Context, op, method, path string, in any, want int) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("storeagent %s: encode request: %w", op, err)
+			return nil, fmt.Errorf("storeagent %s: encode request: %w", op, err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base()+path, body)
 	if err != nil {
-		return fmt.Errorf("storeagent %s: %w", op, err)
+		return nil, fmt.Errorf("storeagent %s: %w", op, err)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -119,23 +142,17 @@ func (c *Client) send(ctx context.Context, op, method, path string, in any, want
 	}
 	res, err := c.httpClient().Do(req)
 	if err != nil {
-		return c.connectError(op, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, maxResponse))
-	if err != nil {
-		return fmt.Errorf("storeagent %s: read response: %w", op, err)
+		return nil, c.connectError(op, err)
 	}
 	if res.StatusCode != want {
-		return responseError(res, b)
+		defer res.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(res.Body, maxResponse))
+		if err != nil {
+			return nil, fmt.Errorf("storeagent %s: read response: %w", op, err)
+		}
+		return nil, responseError(res, b)
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("storeagent %s: decode response: %w", op, err)
-	}
-	return nil
+	return res, nil
 }
 
 // connectError turns a failure to dial into a *ConnectError; other

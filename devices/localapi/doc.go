@@ -8,7 +8,9 @@
 // A [Server] serves the routes documented in openapi.yaml, all under /v1:
 // identify a scan or a typed identifier for a purpose, capture an event,
 // the preference centre (what is held and why, consent, rights), enrolment,
-// and status. It calls the agent core through [Backend], the subset of
+// and status; and the technician's routes for storectl (doctor, outbox and
+// a masked peek at it, resync, compaction, lookup, logs, config, a live
+// scan stream), which call the daemon's [Technician]. It calls the agent core through [Backend], the subset of
 // *agent.Agent it needs, and the daemon's state through [StatusSource].
 // [Server.Run] serves one listener until its context ends; run it once per
 // listener, on a unix socket ([ListenUnix], default [DefaultSocket]) and on

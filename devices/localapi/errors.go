@@ -31,6 +31,8 @@ const (
 	CodeInvalidIdentifier = "invalid_identifier"     // [422] reason: an ident.Reason such as bad_check_digit
 	CodeBlockedIdentifier = "blocked_identifier"     // [422] a device id or a blocked value, never a customer
 	CodeAlreadyEnrolled   = "already_enrolled"       // [409] enrol: the identifier belongs to a profile
+	CodeSyncDisabled      = "sync_disabled"          // [409] resync: the agent has no link to the central
+	CodeUnknownPort       = "unknown_port"           // [404] scans: the daemon owns no such scanner port
 	CodeInternal          = "internal"               // [500] see the agent's log
 	CodeOutboxFull        = "outbox_full"            // [503] retry after Retry-After seconds
 	CodeUnavailable       = "unavailable"            // [503] the agent is stopping
@@ -40,8 +42,19 @@ const (
 var codes = []string{
 	CodeBadRequest, CodeUnknownPurpose, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeUnknownProfile,
 	CodeMethodNotAllowed, CodeTooLarge, CodeUnsupportedMedia, CodeInvalidIdentifier, CodeBlockedIdentifier,
-	CodeInternal, CodeOutboxFull, CodeUnavailable, CodeAlreadyEnrolled,
+	CodeInternal, CodeOutboxFull, CodeUnavailable, CodeAlreadyEnrolled, CodeSyncDisabled, CodeUnknownPort,
 }
+
+// Errors a Technician returns for the server to map to their codes; the
+// Client's *APIError matches them with errors.Is.
+var (
+	// ErrSyncDisabled is returned by Technician.Resync when the agent has
+	// no link to the central (sync.enabled is false).
+	ErrSyncDisabled = errors.New("sync is disabled")
+	// ErrUnknownPort is returned by Technician.WatchScans when the daemon
+	// owns no scanner port of that name or device path.
+	ErrUnknownPort = errors.New("no such scanner port")
+)
 
 // outboxRetryAfter is the Retry-After of an outbox_full: long enough for the
 // link to drain a batch or two when it is up.
@@ -85,6 +98,10 @@ func (e *APIError) Is(target error) bool {
 		return e.Code == CodeOutboxFull
 	case event.ErrTooLarge:
 		return e.Code == CodeTooLarge
+	case ErrSyncDisabled:
+		return e.Code == CodeSyncDisabled
+	case ErrUnknownPort:
+		return e.Code == CodeUnknownPort
 	}
 	return false
 }
@@ -119,6 +136,13 @@ func IsUnknownProfile(err error) bool { return codeOf(err) == CodeUnknownProfile
 
 // IsBadRequest reports whether err says the request was malformed.
 func IsBadRequest(err error) bool { return codeOf(err) == CodeBadRequest }
+
+// IsSyncDisabled reports whether err says the agent has no link to resync.
+func IsSyncDisabled(err error) bool { return codeOf(err) == CodeSyncDisabled }
+
+// IsUnknownPort reports whether err says the daemon owns no such scanner
+// port: a technician may open the port directly.
+func IsUnknownPort(err error) bool { return codeOf(err) == CodeUnknownPort }
 
 // IsUnauthorized reports whether err says the bearer token is missing or
 // wrong.
@@ -179,6 +203,10 @@ func errorOf(err error) (e *APIError, internal bool) {
 		return &APIError{Status: 413, Code: CodeTooLarge, Reason: "the event is over 32 KiB once encoded"}, false
 	case errors.Is(err, agent.ErrBadRequest):
 		return badRequest(agentReason(err)), false
+	case errors.Is(err, ErrSyncDisabled):
+		return &APIError{Status: 409, Code: CodeSyncDisabled, Reason: "sync is disabled in this agent's config: there is no link to resync"}, false
+	case errors.Is(err, ErrUnknownPort):
+		return &APIError{Status: 404, Code: CodeUnknownPort, Reason: "the daemon owns no scanner port of that name or path"}, false
 	case errors.Is(err, store.ErrClosed):
 		return &APIError{Status: 503, Code: CodeUnavailable, Reason: "the agent is stopping"}, false
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -12,12 +12,12 @@ import (
 type permission uint8
 
 const (
-	// permRead: the daemon's own state, never personal data (status; later
-	// outbox stats, doctor).
+	// permRead: the daemon's own state, never personal data (status,
+	// doctor, outbox stats, logs, config).
 	permRead permission = 1 << iota
-	// permWrite: customers' data, and anything that changes state
-	// (identify, events, the preference centre, enrolment; later lookup,
-	// resync, compact).
+	// permWrite: customers' data, masked or not, and anything that changes
+	// state (identify, events, the preference centre, enrolment, lookup,
+	// outbox peek, live scans, resync, compact).
 	permWrite
 )
 
@@ -32,9 +32,8 @@ type route struct {
 	serve  func(s *Server, r *http.Request, body []byte) (status int, resp any, err error)
 }
 
-// routes is the handler table. Issue 7's technician endpoints (outbox
-// stats and peek, sync and resync, compact, doctor, lookup, bundle) go
-// here.
+// routes is the handler table. The technician routes (storectl) come
+// last; they call the daemon's Technician.
 var routes = []route{
 	{http.MethodPost, "/v1/identify", permWrite, maxBody, (*Server).serveIdentify},
 	{http.MethodPost, "/v1/events", permWrite, maxEventBody, (*Server).serveEvent},
@@ -43,6 +42,15 @@ var routes = []route{
 	{http.MethodPost, "/v1/profiles/{userId}/rights", permWrite, maxBody, (*Server).serveRights},
 	{http.MethodPost, "/v1/enrol", permWrite, maxBody, (*Server).serveEnrol},
 	{http.MethodGet, "/v1/status", permRead, 0, (*Server).serveStatus},
+	{http.MethodGet, "/v1/doctor", permRead, 0, (*Server).serveDoctor},
+	{http.MethodGet, "/v1/outbox", permRead, 0, (*Server).serveOutbox},
+	{http.MethodGet, "/v1/outbox/peek", permWrite, 0, (*Server).servePeek},
+	{http.MethodPost, "/v1/sync/resync", permWrite, 0, (*Server).serveResync},
+	{http.MethodPost, "/v1/compact", permWrite, 0, (*Server).serveCompact},
+	{http.MethodPost, "/v1/lookup", permWrite, maxBody, (*Server).serveLookup},
+	{http.MethodGet, "/v1/logs", permRead, 0, (*Server).serveLogs},
+	{http.MethodGet, "/v1/config", permRead, 0, (*Server).serveConfig},
+	{http.MethodGet, "/v1/scans", permWrite, 0, (*Server).serveScans},
 }
 
 // mux routes each path of the table to a dispatcher that picks the route
@@ -108,6 +116,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, pol listenerPolic
 	status, resp, err := rt.serve(s, r, body)
 	if err != nil {
 		s.fail(w, err)
+		return
+	}
+	if fn, ok := resp.(streamFunc); ok {
+		s.stream(w, r, pol, fn)
 		return
 	}
 	writeJSON(w, status, resp)

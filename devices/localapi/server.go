@@ -24,6 +24,9 @@ type Options struct {
 	// Status fills GET /v1/status. Nil: the status holds only the
 	// server's own rejects.
 	Status StatusSource
+	// Tech serves the technician routes (doctor, outbox, sync, compact,
+	// lookup, logs, config, scans). Nil: they answer 503 unavailable.
+	Tech Technician
 	// Logger receives one line per request (method, route pattern, status,
 	// duration, error code) and the server's own events. Nil: discard.
 	Logger *slog.Logger
@@ -40,6 +43,7 @@ type Options struct {
 type Server struct {
 	b        Backend
 	status   StatusSource
+	tech     Technician
 	log      *slog.Logger
 	token    [sha256.Size]byte // SHA-256 of the token, compared in constant time
 	hasToken bool
@@ -59,7 +63,7 @@ func NewServer(opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		b: opts.Backend, status: opts.Status, log: log.With("component", "localapi"),
+		b: opts.Backend, status: opts.Status, tech: opts.Tech, log: log.With("component", "localapi"),
 		shutdown: opts.ShutdownTimeout, rejects: map[string]*rejectCount{},
 	}
 	if s.shutdown <= 0 {
@@ -78,6 +82,9 @@ func NewServer(opts Options) *Server {
 type listenerPolicy struct {
 	token bool       // every request must carry the bearer token; the Host is not checked
 	grant permission // what requests on it may do
+	// run is the context Run serves under: streaming routes end with it,
+	// where ordinary requests in flight are let finish.
+	run context.Context
 }
 
 // policyFor decides from the address a listener is bound to: a unix socket
@@ -108,6 +115,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	pol.run = ctx
 	hs := &http.Server{
 		Handler:           s.handler(pol),
 		ReadHeaderTimeout: 5 * time.Second,
