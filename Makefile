@@ -7,7 +7,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 OUT         ?= build
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-CMDS        := storeagent
+CMDS        := storeagent storectl cdpsim
 # Static binaries for the device fleet: GOOS/GOARCH[/GOARM].
 CROSS       := linux/amd64 linux/arm64 linux/arm/7 windows/amd64
 
