@@ -13,6 +13,7 @@ import (
 	"github.com/storeagent/storeagent/agent/consent"
 	"github.com/storeagent/storeagent/agent/ident"
 	"github.com/storeagent/storeagent/store"
+	"github.com/storeagent/storeagent/store/storetest"
 )
 
 // benchCard makes the i-th Luhn-valid 16-digit card number.
@@ -120,4 +121,51 @@ func pct(v []float64, p int) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[(len(s)-1)*p/100]
+}
+
+// BenchmarkIdleHeap1M measures the heap of an agent at rest over one
+// million cached profiles: the store reopened, the agent core running,
+// a few hundred scans served, then idle. The cache lives in the bbolt file
+// (mmap, page cache), not on the heap: what the heap holds must not grow
+// with the cache. Run it with -benchtime=1x.
+func BenchmarkIdleHeap1M(b *testing.B) {
+	const profiles = 1_000_000
+	for range b.N {
+		opts := store.Options{InitialMmapSize: 1 << 30, Key: storetest.Key(b)}
+		tweak := func(c *Config) { c.MaxProfiles = 2 * profiles }
+		f := newFixtureWith(b, opts, tweak)
+		fillCache(b, f, profiles)
+		path, cfg := f.db.Path(), f.a.cfg
+		f.db.Close()
+		f = nil
+
+		runtime.GC() // what filling left is garbage now
+		db, err := store.Open(path, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a, err := New(db, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); a.Run(ctx) }()
+		for i := range 500 {
+			id, err := a.Identify(ctx, IdentifyRequest{Scan: benchCard(i * 1999), Purpose: "loyalty"})
+			if err != nil || !id.Known {
+				b.Fatalf("scan %d: %+v, %v", i, id, err)
+			}
+		}
+		time.Sleep(time.Second) // idle
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		// The whole process's heap in use: the test harness counts against
+		// the agent, so this is an upper bound.
+		b.ReportMetric(float64(m.HeapInuse)/(1<<20), "idle-heap-MiB")
+		cancel()
+		<-done
+		db.Close()
+	}
 }

@@ -16,6 +16,7 @@ var figures = []figure{
 	// agent: identify over one million cached profiles (issue 4).
 	{name: "identify.1m.p50", unit: "µs", op: "<=", target: 20, bench: "BenchmarkIdentify1M", metric: "p50-µs"},
 	{name: "identify.1m.p99", unit: "µs", op: "<=", target: 50, bench: "BenchmarkIdentify1M", metric: "p99-µs"},
+	{name: "agent.idle_heap.1m_profiles", unit: "MiB", op: "<=", target: 16, bench: "BenchmarkIdleHeap1M", metric: "idle-heap-MiB"},
 	{name: "identify.1m.p99.vs_get", unit: "x", op: "<=", target: 5, bench: "BenchmarkIdentify1M", metric: "p99-x-get"},
 
 	// devices: scan to answer (issue 6). The floors are the core's Identify.

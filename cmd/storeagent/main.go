@@ -99,7 +99,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	log.Info("storeagent started", "version", version, "kind", cfg.Kind, "state_dir", dir,
 		"outbox_records", db.QueuedRecords(), "sync", cfg.Sync.Enabled, "bus", cfg.Bus.Enabled, "api", d.apiAddrs, "scanners", len(d.scanners))
+	sd := newNotifier(log)
+	sd.ready(fmt.Sprintf("serving; %d events queued", db.QueuedRecords()))
+	go sd.watchdog(ctx, watchdogInterval(), func() error { return db.View(func(*store.Tx) error { return nil }) })
 	err = d.serve(ctx)
+	sd.stopping()
 	log.Info("storeagent stopping")
 	if cerr := db.Close(); cerr != nil {
 		return errors.Join(err, fmt.Errorf("close store: %w", cerr))
