@@ -14,20 +14,20 @@ import (
 // ScannerSection is one [[scanner]]: a serial port (devices/scanner/README.md)
 // and what its scans are for.
 type ScannerSection struct {
-	Name             string   `toml:"name"`
-	Path             string   `toml:"path"`
-	Baud             int      `toml:"baud"`
-	Parity           string   `toml:"parity"`
-	StopBits         float64  `toml:"stop_bits"`
-	Terminator       string   `toml:"terminator"`
-	Prefix           string   `toml:"prefix"`
-	Suffix           string   `toml:"suffix"`
-	AIM              bool     `toml:"aim"`
-	MaxFrame         int      `toml:"max_frame"`
-	InterByteTimeout Duration `toml:"inter_byte_timeout"`
-	Debounce         Duration `toml:"debounce"`
-	ReopenMin        Duration `toml:"reopen_min"`
-	ReopenMax        Duration `toml:"reopen_max"`
+	Name             string    `toml:"name"`
+	Path             string    `toml:"path"`
+	Baud             int       `toml:"baud"`
+	Parity           string    `toml:"parity"`
+	StopBits         float64   `toml:"stop_bits"`
+	Terminator       string    `toml:"terminator"`
+	Prefix           string    `toml:"prefix"`
+	Suffix           string    `toml:"suffix"`
+	AIM              bool      `toml:"aim"`
+	MaxFrame         int       `toml:"max_frame"`
+	InterByteTimeout Duration  `toml:"inter_byte_timeout"`
+	Debounce         *Duration `toml:"debounce"` // nil: left out, the default stands`
+	ReopenMin        Duration  `toml:"reopen_min"`
+	ReopenMax        Duration  `toml:"reopen_max"`
 	// Use is identify (default) or event; Purpose is what an identify
 	// answers for; Event names the track event of a recorded code; Device
 	// is the till or kiosk the scanner belongs to (default: the agent's id).
@@ -52,7 +52,7 @@ func (s ScannerSection) Scanner() scanner.Config {
 	setIf(&c.InterByteTimeout, s.InterByteTimeout.D())
 	setIf(&c.ReopenMin, s.ReopenMin.D())
 	setIf(&c.ReopenMax, s.ReopenMax.D())
-	if s.Debounce >= 0 {
+	if s.Debounce != nil {
 		c.Debounce = s.Debounce.D()
 	}
 	return c
@@ -194,7 +194,7 @@ func (c *Config) BusConfig() bus.Config {
 	for _, p := range c.Policy.Purposes {
 		out.Purposes = append(out.Purposes, p.Name)
 	}
-	setIf(&out.Embedded.Listen, b.Embedded.Listen)
+	out.Embedded.Listen = b.Embedded.Listen // empty: bus.DefaultListen in embedded mode; must stay empty in external mode
 	out.Embedded.TLSCertFile, out.Embedded.TLSKeyFile = b.Embedded.TLSCertFile, b.Embedded.TLSKeyFile
 	out.External = bus.ExternalConfig(b.External)
 	for _, d := range b.Devices {
