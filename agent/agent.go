@@ -63,6 +63,11 @@ type Config struct {
 	// checks. Default 30s.
 	MaintainEvery time.Duration
 
+	// ObserveIdentify, when set, is called with the time each Identify
+	// took, refusals included (metrics). It runs on Identify's path: it must
+	// be cheap, safe for concurrent use and never block.
+	ObserveIdentify func(time.Duration)
+
 	Logger *slog.Logger
 	Now    func() time.Time // default time.Now
 }

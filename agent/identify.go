@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/storeagent/storeagent/agent/consent"
 	"github.com/storeagent/storeagent/agent/event"
@@ -50,6 +51,16 @@ type Identity struct {
 //  2. An unknown customer gets a stable anonymous id derived from the
 //     identifier's keyed hash, and an identify event is queued (telemetry).
 func (a *Agent) Identify(ctx context.Context, req IdentifyRequest) (Identity, error) {
+	if a.cfg.ObserveIdentify == nil {
+		return a.identify(ctx, req)
+	}
+	start := time.Now()
+	out, err := a.identify(ctx, req)
+	a.cfg.ObserveIdentify(time.Since(start))
+	return out, err
+}
+
+func (a *Agent) identify(ctx context.Context, req IdentifyRequest) (Identity, error) {
 	pol := a.Policy()
 	if _, ok := pol.Basis(req.Purpose); !ok {
 		return Identity{}, fmt.Errorf("identify for purpose %q: %w", req.Purpose, ErrUnknownPurpose)

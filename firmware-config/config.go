@@ -46,6 +46,7 @@ type Config struct {
 	Bus      BusSection       `toml:"bus"`
 	Scanners []ScannerSection `toml:"scanner"`
 	Log      LogSection       `toml:"log"`
+	Metrics  MetricsSection   `toml:"metrics"`
 }
 
 // AgentSection names this agent on the wire (PROTOCOL.md topics) and sets
@@ -128,6 +129,15 @@ type LogSection struct {
 	Level  string `toml:"level"`  // debug, info, warn, error
 }
 
+// MetricsSection serves Prometheus metrics (cmd/internal/metrics). They
+// carry no identifier, but they are for this device only: Listen must be a
+// loopback address, and a collector on the store's network scrapes through
+// a forwarder the site runs.
+type MetricsSection struct {
+	Enabled bool   `toml:"enabled"`
+	Listen  string `toml:"listen"` // loopback host:port; port 0 picks a free one
+}
+
 // Duration is a time.Duration written as a Go duration string ("250ms").
 type Duration time.Duration
 
@@ -187,7 +197,8 @@ func (es Errors) Unwrap() []error {
 }
 
 // Load reads and validates the file at path, on top of the embedded
-// defaults of its kind.
+// default (default.toml, whatever the file's kind): a file holds only what
+// it changes, and a list it sets replaces the default's whole list.
 func Load(path string) (*Config, error) {
 	doc, err := os.ReadFile(path)
 	if err != nil {

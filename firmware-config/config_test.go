@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/storeagent/storeagent/devices/scanner"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -92,6 +94,31 @@ func TestParseErrors(t *testing.T) {
 			want: []string{"site.toml:2: api.listen"},
 		},
 		{
+			name: "metrics beyond loopback",
+			doc:  "[metrics]\nlisten = \"0.0.0.0:9780\"\n",
+			want: []string{"site.toml:2: metrics.listen: \"0.0.0.0:9780\" is not loopback"},
+		},
+		{
+			name: "metrics on every interface",
+			doc:  "[metrics]\nenabled = true\nlisten = \":9780\"\n",
+			want: []string{"site.toml:3: metrics.listen: \":9780\" is not loopback"},
+		},
+		{
+			name: "metrics on a host name",
+			doc:  "[metrics]\nlisten = \"metrics.example:9780\"\n",
+			want: []string{"site.toml:2: metrics.listen: \"metrics.example:9780\" is not loopback"},
+		},
+		{
+			name: "metrics without a port",
+			doc:  "[metrics]\nlisten = \"127.0.0.1\"\n",
+			want: []string{"site.toml:2: metrics.listen: \"127.0.0.1\" must be host:port"},
+		},
+		{
+			name: "metrics unknown key",
+			doc:  "[metrics]\nport = 9780\n",
+			want: []string{"site.toml:2: metrics.port: unknown key"},
+		},
+		{
 			name: "syntax",
 			doc:  "[store\n",
 			want: []string{"site.toml:1"},
@@ -162,5 +189,45 @@ func TestPolicyOverride(t *testing.T) {
 	}
 	if p := c.Policy.Policy(); len(p.Purposes) != 1 || p.PurposeOf("Visit") != "stats" {
 		t.Fatalf("policy %+v", p)
+	}
+}
+
+// Metrics are on by default, on loopback only; any loopback address and
+// port 0 are accepted, and a disabled section is not checked.
+func TestMetricsSection(t *testing.T) {
+	c := Default()
+	if !c.Metrics.Enabled || c.Metrics.Listen != "127.0.0.1:9780" {
+		t.Fatalf("default metrics %+v", c.Metrics)
+	}
+	for _, doc := range []string{
+		"[metrics]\nlisten = \"127.0.0.1:0\"\n",
+		"[metrics]\nlisten = \"[::1]:9780\"\n",
+		"[metrics]\nlisten = \"localhost:9780\"\n",
+		"[metrics]\nenabled = false\nlisten = \"0.0.0.0:9780\"\n",
+	} {
+		if _, err := Parse("site.toml", []byte(doc)); err != nil {
+			t.Errorf("%q: %v", doc, err)
+		}
+	}
+}
+
+// A [[scanner]] without debounce keeps the scanner's default window;
+// "0s" turns it off.
+func TestScannerDebounceDefault(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want time.Duration
+	}{
+		{"", scanner.DefaultConfig().Debounce},
+		{"debounce = \"0s\"\n", 0},
+		{"debounce = \"3s\"\n", 3 * time.Second},
+	} {
+		c, err := Parse("t.toml", []byte("[[scanner]]\nname = \"till\"\npath = \"/dev/ttyACM0\"\npurpose = \"loyalty\"\n"+tc.line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Scanners[0].Scanner().Debounce; got != tc.want {
+			t.Errorf("%q: debounce %v, want %v", tc.line, got, tc.want)
+		}
 	}
 }

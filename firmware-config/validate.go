@@ -3,8 +3,11 @@ package firmwareconfig
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,6 +78,7 @@ func (cfg *Config) Validate() error {
 	cfg.busCheck(&c)
 	c.oneOf("log.format", cfg.Log.Format, "text", "json")
 	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
+	cfg.Metrics.validate(&c)
 	if len(c.errs) > 0 {
 		return c.errs
 	}
@@ -136,6 +140,35 @@ func (s *StoreSection) validate(c *checker) {
 	if o.MaxEventKB > 0 && uint64(o.MaxEventKB)<<10 > o.MaxMB<<20*uint64(o.ReservedPercent)/100 {
 		c.add("store.outbox.max_event_kb", "%d KiB does not fit in the reserved room", o.MaxEventKB)
 	}
+}
+
+func (m *MetricsSection) validate(c *checker) {
+	if !m.Enabled {
+		return
+	}
+	host, port, err := net.SplitHostPort(m.Listen)
+	if err != nil {
+		c.add("metrics.listen", "%q must be host:port, such as \"127.0.0.1:9780\"", m.Listen)
+		return
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		c.add("metrics.listen", "%q needs a port from 0 to 65535", m.Listen)
+		return
+	}
+	if !loopback(host) {
+		c.add("metrics.listen", "%q is not loopback: metrics are served on this device only (127.0.0.1 or [::1])", m.Listen)
+	}
+}
+
+// loopback reports whether host names only the loopback interface: an
+// empty host is every interface, and a name other than localhost could
+// resolve anywhere.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // keyLines maps each dotted key in doc to the line it is written on, so a

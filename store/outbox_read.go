@@ -82,8 +82,9 @@ func (db *DB) QuarantineOutbox(seq uint64) error {
 
 // ClassStats are one class's totals.
 type ClassStats struct {
-	Records uint64 `json:"records"`
-	Bytes   uint64 `json:"bytes"`
+	Records  uint64 `json:"records"`
+	Bytes    uint64 `json:"bytes"`
+	OldestAt int64  `json:"oldestAt,omitempty"` // ms since the epoch of the class's oldest queued record
 }
 
 // OutboxStats describe the outbox for status pages and metrics.
@@ -110,8 +111,8 @@ func (db *DB) OutboxStats() (OutboxStats, error) {
 			return err
 		}
 		s = OutboxStats{
-			Critical:  ClassStats{c.CritRecs, c.CritBytes},
-			Telemetry: ClassStats{c.TelRecs, c.TelBytes},
+			Critical:  ClassStats{Records: c.CritRecs, Bytes: c.CritBytes},
+			Telemetry: ClassStats{Records: c.TelRecs, Bytes: c.TelBytes},
 			Shed:      c.Shed,
 			Rejected:  c.Rejected,
 			Limits:    db.opts.Outbox,
@@ -124,9 +125,42 @@ func (db *DB) OutboxStats() (OutboxStats, error) {
 				s.OldestAt = r.At
 			}
 		}
+		s.Telemetry.OldestAt, s.Critical.OldestAt = tx.oldestByClass(s.Critical.Records > 0)
 		return nil
 	})
 	return s, err
+}
+
+// oldestByClass finds the time of the oldest telemetry record (the first
+// of the telemetry index) and of the oldest critical one (the first outbox
+// record not in that index: a walk past the telemetry ahead of it, bounded
+// so a status poll stays short; past the bound the critical age is left
+// out).
+func (tx *Tx) oldestByClass(wantCritical bool) (telemetry, critical int64) {
+	ob, tel := tx.bucket(bucketOutbox), tx.bucket(bucketOutboxTel)
+	if k, _ := tel.Cursor().First(); k != nil {
+		if v := ob.Get(k); v != nil {
+			if r, err := tx.decode(k, v, false); err == nil {
+				telemetry = r.At
+			}
+		}
+	}
+	if !wantCritical {
+		return telemetry, 0
+	}
+	c := ob.Cursor()
+	n := 0
+	for k, v := c.First(); k != nil && n < 100_000; k, v = c.Next() {
+		n++
+		if tel.Get(k) != nil {
+			continue
+		}
+		if r, err := tx.decode(k, v, false); err == nil {
+			critical = r.At
+		}
+		break
+	}
+	return telemetry, critical
 }
 
 // QueuedRecords is the outbox depth as of the last commit, without a

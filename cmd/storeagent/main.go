@@ -122,19 +122,22 @@ type daemon struct {
 	api       *localapi.Server
 	listeners []net.Listener
 	apiAddrs  []string
+	metrics   *daemonMetrics // nil when [metrics] is off
 }
 
 func build(cfg *firmwareconfig.Config, dir string, db *store.DB, tenantKey []byte, log *slog.Logger, env techEnv) (*daemon, error) {
-	ag, err := agent.New(db, cfg.AgentConfig(tenantKey, log))
+	m := newMetrics(cfg.Metrics)
+	ag, err := agent.New(db, m.agentConfig(cfg.AgentConfig(tenantKey, log)))
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{ag: ag, scans: newScanHub(cfg.Ident)}
+	d := &daemon{ag: ag, scans: newScanHub(cfg.Ident), metrics: m}
 	if cfg.Sync.Enabled {
 		sc, err := cfg.SyncConfig(version)
 		if err != nil {
 			return nil, err
 		}
+		m.syncConfig(&sc)
 		if d.link, err = cdp.New(sc, db, ag, log); err != nil {
 			return nil, err
 		}
@@ -153,7 +156,10 @@ func build(cfg *firmwareconfig.Config, dir string, db *store.DB, tenantKey []byt
 		port.bind(sc)
 		d.scanners = append(d.scanners, sc)
 	}
-	return d, d.buildAPI(cfg, dir, db, tenantKey, log, env)
+	if err := d.buildAPI(cfg, dir, db, tenantKey, log, env); err != nil {
+		return nil, err
+	}
+	return d, d.listenMetrics(db, log)
 }
 
 func (d *daemon) buildAPI(cfg *firmwareconfig.Config, dir string, db *store.DB, tenantKey []byte, log *slog.Logger, env techEnv) error {
@@ -201,6 +207,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	for _, ln := range d.listeners {
 		start(func(ctx context.Context) error { return d.api.Run(ctx, ln) })
 	}
+	start(d.metrics.run)
 	wg.Wait()
 	close(errs)
 	var all []error

@@ -64,6 +64,10 @@ type Config struct {
 	AckTimeout time.Duration // re-send when the oldest batch waits this long, default 10s
 	MaxPace    time.Duration // the most a central's pace may slow us, default 10s
 	Now        func() time.Time
+	// ObserveAck, when set, is called on the drain's goroutine with each
+	// acked batch's time from its last send to its ack (metrics). It must
+	// not block.
+	ObserveAck func(time.Duration)
 }
 
 func (c Config) withDefaults() Config {
@@ -392,7 +396,7 @@ func (d *drain) ack(a wire.Ack) {
 			if b.First >= r.First && b.Last <= r.Last {
 				d.c.acked.Add(1)
 				d.c.eventsAcked.Add(uint64(len(b.events)))
-				d.c.ackLatency.Store(time.Since(b.sentAt).Milliseconds())
+				d.observeAck(b)
 				continue
 			}
 			kept = append(kept, b)
@@ -403,6 +407,16 @@ func (d *drain) ack(a wire.Ack) {
 	}
 	d.c.inflight.Store(int64(len(d.inflight)))
 	d.c.lastAckAt.Store(d.cfg.Now().UnixMilli())
+}
+
+func (d *drain) observeAck(b *batch) {
+	lat := time.Since(b.sentAt)
+	d.c.ackLatency.Store(lat.Milliseconds())
+	// An ack for a batch not yet re-sent on this connection has no send
+	// time to measure from.
+	if d.cfg.ObserveAck != nil && !b.sentAt.IsZero() {
+		d.cfg.ObserveAck(lat)
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
