@@ -86,6 +86,7 @@ func (s *status) linkStatus(out *localapi.Status) {
 		out.Outbox.LastAck = time.UnixMilli(st.Uplink.LastAckAt)
 	}
 	out.Outbox.LastAckSeq = st.Uplink.AckedThrough
+	out.Link.ClockSkewMs = st.Uplink.ClockSkewMs
 	out.Changes.Latest = max(st.Downlink.Head, out.Changes.Cursor)
 	out.Changes.Lag = out.Changes.Latest - out.Changes.Cursor
 	if st.Downlink.LastChangeAt > 0 {

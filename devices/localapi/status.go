@@ -48,7 +48,7 @@ type LinkStatus struct {
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
 	// ClockSkewMs is the central's clock minus ours at the last status
 	// exchange, for `storectl doctor`.
-	ClockSkewMs int64 `json:"clockSkewMs,omitempty"`
+	ClockSkewMs *int64 `json:"clockSkewMs,omitempty"`
 }
 
 // OutboxStatus is the queue of events waiting for the central's ack.

@@ -15,6 +15,7 @@ import (
 	"github.com/storeagent/storeagent/agent/agenttest"
 	"github.com/storeagent/storeagent/store"
 	"github.com/storeagent/storeagent/store/storetest"
+	"github.com/storeagent/storeagent/sync/brokertest"
 	"github.com/storeagent/storeagent/sync/central"
 	"github.com/storeagent/storeagent/sync/wire"
 )
@@ -265,5 +266,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The agent measures its clock against the central's from the time each
+// Ack carries: a central 90 s ahead shows as a skew of about +90 s, what
+// `storectl doctor` reports.
+func TestClockSkewFromAcks(t *testing.T) {
+	w := &world{broker: brokertest.Start(t), key: centralKey(), centralDir: t.TempDir()}
+	c, err := central.New(central.Config{
+		Broker: w.broker.URL, Tenant: "acme", Store: "s1", Key: w.key, TenantKey: agenttest.TenantKey,
+		DataDir: w.centralDir, Logger: quiet(), Now: func() time.Time { return time.Now().Add(90 * time.Second) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; c.Close() })
+	<-c.Ready()
+	w.central = c
+	dir := t.TempDir()
+	n := w.startNode(t, filepath.Join(dir, "store.db"), keyFile(t, dir))
+	if st := n.s.Status(); st.Uplink.ClockSkewMs != nil {
+		t.Fatalf("a skew before any ack: %d", *st.Uplink.ClockSkewMs)
+	}
+	captureN(t, n.a, 10, 1)
+	w.waitUnique(t, 10, 20*time.Second)
+	waitOutboxEmpty(t, n)
+	skew := n.s.Status().Uplink.ClockSkewMs
+	if skew == nil || *skew < 88_000 || *skew > 91_000 {
+		t.Fatalf("skew %v ms, want about +90000", skew)
 	}
 }

@@ -269,7 +269,7 @@ func (c *Central) KeyID() string { return c.signer.KeyID() }
 // Customers returns the generator of the baseline's customers.
 func (c *Central) Customers() Customers { return c.customers }
 
-func (c *Central) nowMs() int64 { return c.cfg.now().UnixMilli() }
+func (c *Central) nowMs() int64 { return c.cfg.Now().UnixMilli() }
 
 // SetPace sets the pace, in ms, that every following Ack carries: the
 // agents wait that long between batches. 0 is full speed.

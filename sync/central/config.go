@@ -62,8 +62,9 @@ type Config struct {
 	// Default: slog.Default().
 	Logger *slog.Logger
 
-	// now is the clock; nil means time.Now. Tests set it.
-	now func() time.Time
+	// Now is the clock; nil means time.Now. Tests set it (a central whose
+	// clock is off).
+	Now func() time.Time
 }
 
 const (
@@ -84,8 +85,8 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.now == nil {
-		c.now = time.Now
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }

@@ -218,7 +218,7 @@ func (c *Central) profileBody(sl *storeLog, profile string, req ChangeRequest) (
 		b.Version = 1
 	}
 	if b.Expires == 0 {
-		b.Expires = c.cfg.now().Add(c.cfg.ProfileTTL).UnixMilli()
+		b.Expires = c.cfg.Now().Add(c.cfg.ProfileTTL).UnixMilli()
 	}
 	idents, err := c.requestIdents(req)
 	if err != nil {

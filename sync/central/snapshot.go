@@ -143,7 +143,7 @@ func (c *Central) packSnapshot(ctx context.Context, v *storeView, out chan<- chu
 			return err
 		}
 	}
-	expires := c.cfg.now().Add(c.cfg.ProfileTTL).UnixMilli()
+	expires := c.cfg.Now().Add(c.cfg.ProfileTTL).UnixMilli()
 	gen := c.customers.generator()
 	for i := range c.cfg.Customers {
 		if i%4096 == 0 && ctx.Err() != nil {

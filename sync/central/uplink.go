@@ -394,7 +394,7 @@ func (c *Central) sendAcks(k agentKey, ranges []wire.Range) {
 	pace := c.pace.Load()
 	for len(keep) > 0 {
 		n := min(len(keep), maxAckRanges)
-		msg, err := wire.SignAck(c.signer, scope, wire.Ack{Agent: k.agent, Ranges: keep[:n], Pace: pace})
+		msg, err := wire.SignAck(c.signer, scope, wire.Ack{Agent: k.agent, Ranges: keep[:n], Pace: pace, At: c.nowMs()})
 		keep = keep[n:]
 		if err != nil {
 			c.log.Error("sign ack", "store", k.store, "agent", k.agent, "err", err)

@@ -112,12 +112,17 @@ type Stats struct {
 	LastAckAt     int64  `json:"lastAckAt,omitempty"` // ms
 	AckLatencyMs  int64  `json:"ackLatencyMs"`        // of the last acked batch
 	PaceMs        int64  `json:"paceMs"`
+	// ClockSkewMs is the central's clock minus ours when the last Ack
+	// that carried the central's time arrived (off by at most the
+	// message's transit time); nil before any.
+	ClockSkewMs *int64 `json:"clockSkewMs,omitempty"`
 }
 
 type counters struct {
 	sent, resent, acked, eventsSent, eventsAcked, quarantined atomic.Uint64
 	inflight, lastAckAt, ackLatency, pace                     atomic.Int64
 	ackedThrough                                              atomic.Uint64
+	skew                                                      atomic.Pointer[int64]
 }
 
 // Uplink is the drain. Run owns its state; HandleAck and Reconnected only
@@ -152,6 +157,10 @@ func New(cfg Config, st Store, rc Rechecker, pub Publisher, log *slog.Logger) (*
 // that finds the queue full is dropped, and the batch it named is re-sent
 // and acked again.
 func (u *Uplink) HandleAck(a wire.Ack) {
+	if a.At > 0 {
+		skew := a.At - time.Now().UnixMilli()
+		u.c.skew.Store(&skew)
+	}
 	select {
 	case u.acks <- a:
 	default:
@@ -174,7 +183,7 @@ func (u *Uplink) Stats() Stats {
 		BatchesSent: c.sent.Load(), BatchesResent: c.resent.Load(), BatchesAcked: c.acked.Load(),
 		EventsSent: c.eventsSent.Load(), EventsAcked: c.eventsAcked.Load(), Quarantined: c.quarantined.Load(),
 		InFlight: c.inflight.Load(), AckedThrough: c.ackedThrough.Load(), LastAckAt: c.lastAckAt.Load(),
-		AckLatencyMs: c.ackLatency.Load(), PaceMs: c.pace.Load(),
+		AckLatencyMs: c.ackLatency.Load(), PaceMs: c.pace.Load(), ClockSkewMs: c.skew.Load(),
 	}
 }
 

@@ -108,6 +108,11 @@ type Ack struct {
 	// Pace is how many milliseconds the agent waits between batches until
 	// the next Ack says otherwise; 0 means full speed.
 	Pace uint64 `cbor:"pace,omitempty"`
+	// At is the central's clock when it sent the Ack (ms since the
+	// epoch), so an agent can tell how far its own clock is off: the
+	// events' originalTimestamp are device clock. An addition to
+	// PROTOCOL.md's Ack, optional both ways.
+	At int64 `cbor:"at,omitempty"`
 }
 
 // SyncRequest asks the central for the changes with seq >= From.

@@ -194,15 +194,16 @@ func diskCheck(env *Env) localapi.Check {
 	return ok("disk", summary)
 }
 
-// clockCheck reports the skew the daemon measured against the central. The
-// agent takes no such reading today unless its link reports one: then the
-// skew is unknown, and the check says so rather than guess.
+// clockCheck reports the skew the daemon measured against the central: the
+// central's time in its last Ack against ours. Before any Ack (sync off,
+// never connected) the skew is unknown, and the check says so rather than
+// guess.
 func clockCheck(env *Env) localapi.Check {
 	st := env.Status
-	if !env.Running || st == nil || st.Link.ClockSkewMs == 0 {
+	if !env.Running || st == nil || st.Link.ClockSkewMs == nil {
 		return skip("clock", "skew against the central unknown: the daemon has no reading of the central's clock")
 	}
-	skew := time.Duration(st.Link.ClockSkewMs) * time.Millisecond
+	skew := time.Duration(*st.Link.ClockSkewMs) * time.Millisecond
 	summary := fmt.Sprintf("this device's clock is %s %s the central's", support.Duration(skew.Abs()), map[bool]string{true: "behind", false: "ahead of"}[skew > 0])
 	switch abs := skew.Abs(); {
 	case abs >= SkewFail:

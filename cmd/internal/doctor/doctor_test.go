@@ -180,8 +180,8 @@ func TestClock(t *testing.T) {
 	want(t, clockCheck(e), localapi.CheckSkip, "unknown")
 	e.Running, e.Status = true, &localapi.Status{}
 	want(t, clockCheck(e), localapi.CheckSkip, "unknown")
-	for ms, status := range map[int64]localapi.CheckStatus{2000: localapi.CheckOK, -45_000: localapi.CheckWarn, 600_000: localapi.CheckFail} {
-		e.Status.Link.ClockSkewMs = ms
+	for ms, status := range map[int64]localapi.CheckStatus{0: localapi.CheckOK, 2000: localapi.CheckOK, -45_000: localapi.CheckWarn, 600_000: localapi.CheckFail} {
+		e.Status.Link.ClockSkewMs = &ms
 		want(t, clockCheck(e), status, "the central's")
 	}
 }
