@@ -24,9 +24,9 @@ func LatestSchema() uint64 { return latest() }
 // SetLoadLimitsForTest shrinks a Loader's run buffer and merge transaction
 // so a small test makes many runs; it returns a function that restores them.
 func SetLoadLimitsForTest(run, tx int) (restore func()) {
-	r, t := loadRunBytes, loadTxBytes
-	loadRunBytes, loadTxBytes = run, tx
-	return func() { loadRunBytes, loadTxBytes = r, t }
+	r, b, t := loadRunBytes, loadBlockBytes, loadTxBytes
+	loadRunBytes, loadBlockBytes, loadTxBytes = run, max(run/4, 64), tx
+	return func() { loadRunBytes, loadBlockBytes, loadTxBytes = r, b, t }
 }
 
 // ScratchEntries counts what bulk loaders left in their scratch bucket.

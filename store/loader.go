@@ -5,8 +5,11 @@ import (
 	"container/heap"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Loader fills an empty bucket with many keys in any order, in bounded
@@ -14,14 +17,17 @@ import (
 // needs. Inserting random keys (hashes) straight into a large bbolt bucket
 // touches nearly every page in every transaction: slow, and the pages of a
 // transaction are held in memory until it commits. Instead, Add buffers
-// entries, sorts them and appends each full buffer as a sorted run to a
-// scratch bucket; Finish merges the runs into the target bucket in key
-// order, in transactions of bounded size, so every page is written once.
+// entries; each full buffer is sorted and written to a scratch bucket as a
+// run of blocks (64 KiB of entries each, one bbolt value, sealed as one);
+// Finish merges the runs into the target bucket in key order, in
+// transactions of bounded size, so every page of the target is written
+// once and the scratch is read block by block.
 //
 //  1. The target bucket must be empty when Finish starts, and nobody else
 //     may write it until Finish returns.
-//  2. Values of a sealed loader are sealed in the scratch bucket too, then
-//     re-sealed for their place in the target: nothing is in the clear, ever.
+//  2. The blocks of a sealed loader are sealed in the scratch bucket, and
+//     its values sealed again for their place in the target: nothing is in
+//     the clear at rest, ever.
 //  3. When two entries have the same key, Merge decides the value (nil
 //     Merge: the later one wins); Final then sees each key once.
 //  4. A Loader is not safe for concurrent use. A crash leaves only scratch
@@ -33,20 +39,19 @@ type Loader struct {
 	o       LoadOptions
 	buf     []loadEntry
 	bufSize int
-	runs    uint32
-	seq     uint64 // entries added, for "later wins"
+	runs    []uint32 // blocks per run written
+	added   uint64
 }
 
-type loadEntry struct {
-	key, val []byte
-	seq      uint64
-}
+type loadEntry struct{ key, val []byte }
 
-// Limits of a loader: the buffer of one run, and the size of one merge
-// transaction. Variables only so tests can make runs small.
+// Limits of a loader: the buffer of one run, a block of a run, and the
+// size of one merge transaction. Variables only so tests can make runs
+// small.
 var (
-	loadRunBytes = 16 << 20
-	loadTxBytes  = 16 << 20
+	loadRunBytes   = 16 << 20
+	loadBlockBytes = 64 << 10
+	loadTxBytes    = 16 << 20
 )
 
 // LoadOptions shape a bulk load.
@@ -75,6 +80,9 @@ func (db *DB) NewLoader(id byte, target string, o LoadOptions) (*Loader, error) 
 	return l, l.clearScratch()
 }
 
+// Options are the options the loader was made with.
+func (l *Loader) Options() LoadOptions { return l.o }
+
 // Add buffers one entry, and writes the buffer out as a run when it is
 // full. key and val are copied.
 func (l *Loader) Add(key, val []byte) error {
@@ -85,9 +93,9 @@ func (l *Loader) Add(key, val []byte) error {
 // Buffer adds one entry without ever writing: safe inside a transaction.
 // Call FlushIfFull outside one, soon, to keep memory bounded.
 func (l *Loader) Buffer(key, val []byte) {
-	l.seq++
-	l.buf = append(l.buf, loadEntry{key: bytes.Clone(key), val: bytes.Clone(val), seq: l.seq})
-	l.bufSize += len(key) + len(val) + 48
+	l.added++
+	l.buf = append(l.buf, loadEntry{key: bytes.Clone(key), val: bytes.Clone(val)})
+	l.bufSize += len(key) + len(val) + 56
 }
 
 // FlushIfFull writes the buffer out as a run if it has reached its bound.
@@ -98,56 +106,67 @@ func (l *Loader) FlushIfFull() error {
 	return nil
 }
 
-// Options are the options the loader was made with.
-func (l *Loader) Options() LoadOptions { return l.o }
-
 // Added is the number of entries added so far.
-func (l *Loader) Added() uint64 { return l.seq }
+func (l *Loader) Added() uint64 { return l.added }
 
-// flush sorts the buffer and appends it as one run.
+// flush sorts the buffer (stably: of one key, the later entry stays
+// later) and writes it as one run of blocks.
 func (l *Loader) flush() error {
 	if len(l.buf) == 0 {
 		return nil
 	}
 	slices.SortStableFunc(l.buf, func(a, b loadEntry) int { return bytes.Compare(a.key, b.key) })
-	run := l.runs
+	run := uint32(len(l.runs))
+	var blocks uint32
 	err := l.db.Update(func(tx *Tx) error {
 		b := tx.bucket(bucketLoading)
 		b.FillPercent = 1.0
-		for _, e := range l.buf {
-			k := l.scratchKey(run, e.key, e.seq)
-			v, err := l.sealScratch(k, e.val)
+		blk := make([]byte, 0, loadBlockBytes+1024)
+		put := func() error {
+			k := l.blockKey(run, blocks)
+			v, err := l.sealScratch(k, blk)
 			if err != nil {
 				return err
 			}
-			if err := b.Put(k, v); err != nil {
-				return err
+			blocks++
+			if !l.o.Sealed {
+				v = bytes.Clone(v) // bbolt keeps the slice until commit
 			}
+			blk = blk[:0]
+			return b.Put(k, v)
+		}
+		for _, e := range l.buf {
+			blk = binary.AppendUvarint(blk, uint64(len(e.key)))
+			blk = append(blk, e.key...)
+			blk = binary.AppendUvarint(blk, uint64(len(e.val)))
+			blk = append(blk, e.val...)
+			if len(blk) >= loadBlockBytes {
+				if err := put(); err != nil {
+					return err
+				}
+			}
+		}
+		if len(blk) > 0 {
+			return put()
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load %s: write run: %w", l.target, err)
 	}
-	l.runs++
+	l.runs = append(l.runs, blocks)
+	clear(l.buf) // let the copies go
 	l.buf, l.bufSize = l.buf[:0], 0
 	return nil
 }
 
-// scratchKey orders a run's entries: id, run, key, then the order added
-// (so "later wins" survives the sort).
-func (l *Loader) scratchKey(run uint32, key []byte, seq uint64) []byte {
-	k := make([]byte, 0, 1+4+2+len(key)+8)
+// blockKey names block n of a run: id, run, n, so one loader's blocks sit
+// together and in order.
+func (l *Loader) blockKey(run, n uint32) []byte {
+	k := make([]byte, 0, 9)
 	k = append(k, l.id)
 	k = binary.BigEndian.AppendUint32(k, run)
-	k = binary.BigEndian.AppendUint16(k, uint16(len(key)))
-	k = append(k, key...)
-	return binary.BigEndian.AppendUint64(k, seq)
-}
-
-func parseScratch(k []byte) (key []byte, seq uint64) {
-	n := int(binary.BigEndian.Uint16(k[5:7]))
-	return k[7 : 7+n], binary.BigEndian.Uint64(k[7+n:])
+	return binary.BigEndian.AppendUint32(k, n)
 }
 
 func (l *Loader) sealScratch(k, v []byte) ([]byte, error) {
@@ -157,6 +176,8 @@ func (l *Loader) sealScratch(k, v []byte) ([]byte, error) {
 	return l.db.seal.seal(bucketLoading, k, v)
 }
 
+// openScratch returns the plain block, always a copy of its own (it lives
+// across transactions).
 func (l *Loader) openScratch(k, v []byte) ([]byte, error) {
 	if !l.o.Sealed {
 		return bytes.Clone(v), nil
@@ -170,7 +191,12 @@ func (l *Loader) Finish(ctx context.Context) (uint64, error) {
 	if err := l.flush(); err != nil {
 		return 0, err
 	}
-	m := &merger{l: l, pos: make([][]byte, l.runs)}
+	m := &merger{l: l}
+	for r, n := range l.runs {
+		if n > 0 {
+			m.readers = append(m.readers, &runReader{run: uint32(r), blocks: n})
+		}
+	}
 	var n uint64
 	for done := false; !done; {
 		if err := ctx.Err(); err != nil {
@@ -191,39 +217,80 @@ func (l *Loader) Finish(ctx context.Context) (uint64, error) {
 			}
 		}
 	}
+	l.runs = nil
 	return n, l.clearScratch()
 }
 
-// merger is a k-way merge of the runs, resumed transaction by transaction
-// from the last scratch key it consumed in each run.
+// runReader walks one run, a block at a time; its block is a plain copy,
+// so it carries over from one merge transaction to the next.
+type runReader struct {
+	run          uint32
+	blocks, next uint32 // blocks in the run, the next to read
+	block        []byte // the rest of the current block
+	key, val     []byte // the current entry
+}
+
+// advance moves to the next entry, reading the next block when the
+// current one is spent; it reports false at the end of the run.
+func (r *runReader) advance(l *Loader, scratch *bolt.Bucket) (bool, error) {
+	for len(r.block) == 0 {
+		if r.next == r.blocks {
+			return false, nil
+		}
+		k := l.blockKey(r.run, r.next)
+		v := scratch.Get(k)
+		if v == nil {
+			return false, &CorruptError{Bucket: bucketLoading, Key: k, Err: errors.New("block of a run missing")}
+		}
+		plain, err := l.openScratch(k, v)
+		if err != nil {
+			return false, err
+		}
+		r.block, r.next = plain, r.next+1
+	}
+	var err error
+	if r.key, r.block, err = field(r.block); err != nil {
+		return false, err
+	}
+	if r.val, r.block, err = field(r.block); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// field splits a length-prefixed field off b.
+func field(b []byte) (f, rest []byte, err error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < n {
+		return nil, nil, &CorruptError{Bucket: bucketLoading, Err: errors.New("block of a run cut short")}
+	}
+	end := w + int(n)
+	return b[w:end:end], b[end:], nil // capped: a Merge that appends must not run into the next entry
+}
+
+// merger is a k-way merge of the runs: a heap of readers ordered by their
+// current key, then by run (the earlier run was added earlier).
 type merger struct {
-	l   *Loader
-	pos [][]byte // per run: the last scratch key consumed, nil before the first
+	l       *Loader
+	readers []*runReader // as a heap, once started
+	started bool
 }
 
-type head struct {
-	run       int
-	k, v      []byte // scratch key and value, valid in the transaction
-	key       []byte
-	seq       uint64
-	exhausted bool
-}
-
-type heads []*head
-
-func (h heads) Len() int { return len(h) }
-func (h heads) Less(i, j int) bool {
-	if c := bytes.Compare(h[i].key, h[j].key); c != 0 {
+func (m *merger) less(i, j int) bool {
+	a, b := m.readers[i], m.readers[j]
+	if c := bytes.Compare(a.key, b.key); c != 0 {
 		return c < 0
 	}
-	return h[i].seq < h[j].seq
+	return a.run < b.run
 }
-func (h heads) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *heads) Push(x any)   { *h = append(*h, x.(*head)) }
-func (h *heads) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
+
+func (m *merger) Len() int           { return len(m.readers) }
+func (m *merger) Less(i, j int) bool { return m.less(i, j) }
+func (m *merger) Swap(i, j int)      { m.readers[i], m.readers[j] = m.readers[j], m.readers[i] }
+func (m *merger) Push(x any)         { m.readers = append(m.readers, x.(*runReader)) }
+func (m *merger) Pop() any {
+	x := m.readers[len(m.readers)-1]
+	m.readers = m.readers[:len(m.readers)-1]
 	return x
 }
 
@@ -236,34 +303,46 @@ func (m *merger) step(tx *Tx) (uint64, bool, error) {
 		return 0, true, fmt.Errorf("bucket %s: %w", m.l.target, ErrUnknownBucket)
 	}
 	target.FillPercent = 1.0
-	curs := make([]*cursorRun, len(m.pos))
-	h := &heads{}
-	for r := range m.pos {
-		curs[r] = &cursorRun{c: scratch.Cursor(), prefix: runPrefix(m.l.id, uint32(r))}
-		if hd := curs[r].first(r, m.pos[r]); hd != nil {
-			heap.Push(h, hd)
+	if !m.started {
+		m.started = true
+		live := m.readers[:0]
+		for _, r := range m.readers {
+			ok, err := r.advance(m.l, scratch)
+			if err != nil {
+				return 0, false, err
+			}
+			if ok {
+				live = append(live, r)
+			}
 		}
+		m.readers = live
+		heap.Init(m)
 	}
 	var written uint64
 	size := 0
-	for h.Len() > 0 && size < loadTxBytes {
-		key := bytes.Clone((*h)[0].key)
+	for len(m.readers) > 0 && size < loadTxBytes {
+		key := m.readers[0].key
 		var val []byte
 		// Every entry with this key, oldest first, folded into one value.
-		for h.Len() > 0 && bytes.Equal((*h)[0].key, key) {
-			hd := heap.Pop(h).(*head)
-			v, err := m.l.openScratch(hd.k, hd.v)
+		for len(m.readers) > 0 && bytes.Equal(m.readers[0].key, key) {
+			r := m.readers[0]
+			v := r.val
+			if val == nil || m.l.o.Merge == nil {
+				val = v
+			} else {
+				var err error
+				if val, err = m.l.o.Merge(val, v); err != nil {
+					return written, false, err
+				}
+			}
+			ok, err := r.advance(m.l, scratch)
 			if err != nil {
 				return written, false, err
 			}
-			if val == nil || m.l.o.Merge == nil {
-				val = v
-			} else if val, err = m.l.o.Merge(val, v); err != nil {
-				return written, false, err
-			}
-			m.pos[hd.run] = bytes.Clone(hd.k)
-			if next := curs[hd.run].next(hd.run); next != nil {
-				heap.Push(h, next)
+			if ok {
+				heap.Fix(m, 0)
+			} else {
+				heap.Pop(m)
 			}
 		}
 		if m.l.o.Final != nil {
@@ -275,16 +354,16 @@ func (m *merger) step(tx *Tx) (uint64, bool, error) {
 				continue
 			}
 		}
-		if err := m.put(tx, target.Put, key, val); err != nil {
+		if err := m.put(tx, target, key, val); err != nil {
 			return written, false, err
 		}
 		written++
 		size += len(key) + len(val)
 	}
-	return written, h.Len() == 0, nil
+	return written, len(m.readers) == 0, nil
 }
 
-func (m *merger) put(tx *Tx, put func(k, v []byte) error, key, val []byte) error {
+func (m *merger) put(tx *Tx, b *bolt.Bucket, key, val []byte) error {
 	if m.l.o.Sealed {
 		sealed, err := tx.db.seal.seal(m.l.target, key, val)
 		if err != nil {
@@ -295,58 +374,20 @@ func (m *merger) put(tx *Tx, put func(k, v []byte) error, key, val []byte) error
 	if val == nil {
 		val = []byte{}
 	}
-	return put(key, val)
+	return b.Put(key, val)
 }
 
-func runPrefix(id byte, run uint32) []byte {
-	return binary.BigEndian.AppendUint32([]byte{id}, run)
-}
-
-// cursorRun walks one run of the scratch bucket.
-type cursorRun struct {
-	c interface {
-		Seek([]byte) ([]byte, []byte)
-		Next() ([]byte, []byte)
-	}
-	prefix []byte
-}
-
-func (cr *cursorRun) first(run int, after []byte) *head {
-	if after == nil {
-		k, v := cr.c.Seek(cr.prefix)
-		return cr.head(run, k, v)
-	}
-	k, v := cr.c.Seek(after)
-	if k != nil && bytes.Equal(k, after) {
-		k, v = cr.c.Next()
-	}
-	return cr.head(run, k, v)
-}
-
-func (cr *cursorRun) next(run int) *head {
-	k, v := cr.c.Next()
-	return cr.head(run, k, v)
-}
-
-func (cr *cursorRun) head(run int, k, v []byte) *head {
-	if k == nil || !bytes.HasPrefix(k, cr.prefix) {
-		return nil
-	}
-	key, seq := parseScratch(k)
-	return &head{run: run, k: k, v: v, key: key, seq: seq}
-}
-
-// clearScratch deletes this loader's scratch entries, in bounded
+// clearScratch deletes this loader's scratch blocks, in bounded
 // transactions.
 func (l *Loader) clearScratch() error {
 	for more := true; more; {
 		err := l.db.Update(func(tx *Tx) error {
 			c := tx.bucket(bucketLoading).Cursor()
 			var keys [][]byte
-			for k, _ := c.Seek([]byte{l.id}); k != nil && k[0] == l.id && len(keys) < 100_000; k, _ = c.Next() {
+			for k, _ := c.Seek([]byte{l.id}); k != nil && k[0] == l.id && len(keys) < 10_000; k, _ = c.Next() {
 				keys = append(keys, bytes.Clone(k))
 			}
-			more = len(keys) == 100_000
+			more = len(keys) == 10_000
 			b := tx.bucket(bucketLoading)
 			for _, k := range keys {
 				if err := b.Delete(k); err != nil {
