@@ -32,7 +32,20 @@ const (
 )
 
 // CacheBucket names generation gen (0 or 1, taken mod 2) of a cache bucket.
-func CacheBucket(base string, gen uint64) string { return fmt.Sprintf("%s.%d", base, gen%2) }
+// The names of the agent's three are made once: Identify asks for two on
+// every scan.
+func CacheBucket(base string, gen uint64) string {
+	if names, ok := cacheBuckets[base]; ok {
+		return names[gen%2]
+	}
+	return fmt.Sprintf("%s.%d", base, gen%2)
+}
+
+var cacheBuckets = map[string][2]string{
+	BucketProfiles: {BucketProfiles + ".0", BucketProfiles + ".1"},
+	BucketIdents:   {BucketIdents + ".0", BucketIdents + ".1"},
+	BucketExpiry:   {BucketExpiry + ".0", BucketExpiry + ".1"},
+}
 
 // SchemaVersion is the schema this build writes.
 const SchemaVersion = 2
