@@ -24,7 +24,7 @@ func benchCard(i int) string {
 
 // fillCache writes n profiles straight into the live cache, in large
 // transactions: the benchmark measures lookups, not loading.
-func fillCache(b *testing.B, f *fixture, n int) {
+func fillCache(b testing.TB, f *fixture, n int) {
 	const perTx = 20_000
 	at := f.a.now()
 	for start := 0; start < n; start += perTx {
