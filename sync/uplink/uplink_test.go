@@ -299,7 +299,7 @@ func TestPace(t *testing.T) {
 	f.up.HandleAck(wire.Ack{Agent: "a1", Ranges: []wire.Range{{First: bs[0].First, Last: bs[0].Last}}, Pace: 150})
 	all := f.pub.waitBatches(t, 2)
 	f.up.HandleAck(wire.Ack{Agent: "a1", Ranges: []wire.Range{{First: all[1].First, Last: all[1].Last}}, Pace: 150})
-	all = f.pub.waitBatches(t, 3)
+	f.pub.waitBatches(t, 3)
 	f.pub.mu.Lock()
 	gap := f.pub.at[2].Sub(f.pub.at[1])
 	f.pub.mu.Unlock()
