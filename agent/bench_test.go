@@ -92,6 +92,9 @@ func BenchmarkIdentify1M(b *testing.B) {
 				b.Fatalf("identify: %+v %v", id, err)
 			}
 		})
+		// WARM=1 measures both again with the page cache mapped in (a
+		// second pass): the floor's tail is mostly first-touch page faults,
+		// Identify's is not.
 		if os.Getenv("WARM") != "" {
 			lat = timeEach(picks, func(i int) { f.a.Identify(ctx, IdentifyRequest{Scan: benchCard(i), Purpose: "loyalty"}) })
 			floor = timeEach(picks, func(i int) {
