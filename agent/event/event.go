@@ -11,14 +11,9 @@
 package event
 
 import (
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -159,76 +154,6 @@ var DefaultIdentifying = []string{
 	"email", "phone", "name", "first_name", "last_name", "firstName", "lastName",
 	"address", "street", "postal_code", "postalCode", "birthday", "loyalty", "loyalty_number",
 	"loyaltyNumber", "card", "card_number", "userId", "user_id",
-}
-
-// idGen makes UUIDv7s that increase within one process even when the clock
-// stands still or steps back (RFC 9562 section 6.2, method 1: the 12-bit
-// rand_a field is a counter seeded at random each new millisecond).
-type idGen struct {
-	mu     sync.Mutex
-	lastMs int64
-	seq    uint16
-}
-
-var gen idGen
-
-// NewID returns a new UUIDv7 in its text form. messageId uses it, and so
-// does every anonymous id.
-func NewID() string { return gen.next(time.Now().UnixMilli()) }
-
-func (g *idGen) next(ms int64) string {
-	var b [16]byte
-	rand.Read(b[6:])
-	g.mu.Lock()
-	if ms > g.lastMs {
-		g.lastMs = ms
-		g.seq = binary.BigEndian.Uint16(b[6:8]) & 0x7ff // leave room to count up
-	} else {
-		g.seq++
-		if g.seq > 0xfff {
-			g.lastMs++ // counter overflow: borrow the next millisecond
-			g.seq = 0
-		}
-	}
-	ms, seq := g.lastMs, g.seq
-	g.mu.Unlock()
-	binary.BigEndian.PutUint64(b[0:8], uint64(ms)<<16)
-	b[6] = 0x70 | byte(seq>>8)
-	b[7] = byte(seq)
-	b[8] = 0x80 | b[8]&0x3f
-	return format(b)
-}
-
-func format(b [16]byte) string {
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
-}
-
-// ValidID reports whether s is a UUIDv7 in lower-case canonical text, the
-// only messageId the wire accepts (a POS bringing its own id for an
-// idempotent retry must make a v7).
-func ValidID(s string) bool {
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return false
-	}
-	for i, c := range s {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			continue
-		}
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return s[14] == '7' && strings.IndexByte("89ab", s[19]) >= 0
 }
 
 // ValidName reports whether s may be an id on the wire (store, agent,

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sample() *Event {
@@ -71,10 +72,12 @@ func TestTooLarge(t *testing.T) {
 // UUIDv7s are well formed and strictly increase, even within a millisecond
 // and when the clock steps back.
 func TestNewIDMonotonic(t *testing.T) {
-	var g idGen
+	var ms int64
+	g := &IDs{now: func() time.Time { return time.UnixMilli(ms) }}
 	prev := ""
-	for i, ms := range []int64{1000, 1000, 1000, 999, 1001, 1001} {
-		id := g.next(ms)
+	for i, at := range []int64{1000, 1000, 1000, 999, 1001, 1001} {
+		ms = at
+		id := g.Next()
 		if !ValidID(id) || id[14] != '7' || !strings.ContainsAny(id[19:20], "89ab") {
 			t.Fatalf("%q is not a UUIDv7", id)
 		}
@@ -83,8 +86,9 @@ func TestNewIDMonotonic(t *testing.T) {
 		}
 		prev = id
 	}
+	ms = 2000
 	for range 5000 {
-		id := g.next(2000)
+		id := g.Next()
 		if id <= prev {
 			t.Fatalf("counter overflow broke order: %q after %q", id, prev)
 		}

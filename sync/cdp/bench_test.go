@@ -160,7 +160,7 @@ func connect(b *testing.B, broker, id string) mqtt.Client {
 func baselineRate(b *testing.B, broker string, n int) float64 {
 	cl := connect(b, broker, "baseline")
 	defer cl.Disconnect(100)
-	ev := wire.Event{MessageID: wire.NewMessageID(), Type: wire.EventTrack, Event: "Product Viewed", AnonymousID: "visitor",
+	ev := wire.Event{MessageID: event.NewID(), Type: wire.EventTrack, Event: "Product Viewed", AnonymousID: "visitor",
 		OriginalTimestamp: time.Now().UnixMilli(), Properties: map[string]any{"sku": "SKU-000001", "price": 12.5},
 		Context: wire.Context{Store: "s1", Agent: "a1", Device: "pos-1", Purpose: "analytics", Consent: wire.Consent{CategoryPreferences: map[string]bool{"analytics": true}}}}
 	payload, err := wire.EncodeEvent(ev)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/storeagent/storeagent/agent"
 	"github.com/storeagent/storeagent/agent/agenttest"
+	"github.com/storeagent/storeagent/agent/event"
 	"github.com/storeagent/storeagent/store"
 	"github.com/storeagent/storeagent/sync/cdp"
 	"github.com/storeagent/storeagent/sync/link"
@@ -89,7 +90,7 @@ var idMu sync.Mutex
 func newID() string {
 	idMu.Lock()
 	defer idMu.Unlock()
-	return wire.NewMessageID()
+	return event.NewID()
 }
 
 // An agent killed with SIGKILL in the middle of capturing and draining,

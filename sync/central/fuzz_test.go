@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storeagent/storeagent/agent/event"
 	"github.com/storeagent/storeagent/sync/wire"
 )
 
@@ -113,8 +114,8 @@ func seeds(t testing.TB) map[string][][]byte {
 	e[0].MessageID, e[1].MessageID = "01890a5d-ac96-774b-bcce-b302099a8057", "01890a5d-ac96-774b-bcce-b302099a8058"
 	e[0].OriginalTimestamp, e[1].OriginalTimestamp = 1767225600000, 1767225600001
 	batch := must(wire.EncodeEventBatch(wire.EventBatch{Agent: "pos-1", Store: testStore, First: 1, Last: 3, SentAt: 1767225600002, Events: e}))
-	id0, _ := parseMessageID(e[0].MessageID)
-	id1, _ := parseMessageID(e[1].MessageID)
+	id0, _ := event.ParseID(e[0].MessageID)
+	id1, _ := event.ParseID(e[1].MessageID)
 	status := &StatusReport{Online: true, At: 1767225600000, Version: "1.0.0", Outbox: 3, Cursor: 9}
 	base := journalRecord{At: 1767225600000, Store: testStore, Agent: "pos-1"}
 	var journal [][]byte

@@ -15,6 +15,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/storeagent/storeagent/agent/event"
 	"github.com/storeagent/storeagent/sync/brokertest"
 	"github.com/storeagent/storeagent/sync/wire"
 )
@@ -296,7 +297,7 @@ func (a *testAgent) waitChange(timeout time.Duration) wire.Change {
 	}
 }
 
-var idGen wire.MessageIDs
+var idGen event.IDs
 
 // events returns n valid track events of the agent.
 func events(agent string, n int) []wire.Event {

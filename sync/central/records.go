@@ -1,7 +1,6 @@
 package central
 
 import (
-	"encoding/hex"
 	"fmt"
 	"reflect"
 
@@ -199,38 +198,4 @@ func knownKind(k wire.Kind) bool {
 		return true
 	}
 	return false
-}
-
-// parseMessageID turns a canonical UUID (as wire validated it) into its 16
-// bytes.
-func parseMessageID(s string) ([idSize]byte, bool) {
-	var id [idSize]byte
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return id, false
-	}
-	var hexText [32]byte
-	n := copy(hexText[:], s[0:8])
-	n += copy(hexText[n:], s[9:13])
-	n += copy(hexText[n:], s[14:18])
-	n += copy(hexText[n:], s[19:23])
-	copy(hexText[n:], s[24:36])
-	if _, err := hex.Decode(id[:], hexText[:]); err != nil {
-		return id, false
-	}
-	return id, true
-}
-
-// formatMessageID is the inverse of parseMessageID.
-func formatMessageID(id [idSize]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], id[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], id[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], id[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], id[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:36], id[10:16])
-	return string(b[:])
 }

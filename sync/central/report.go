@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/storeagent/storeagent/agent/event"
 	"github.com/storeagent/storeagent/sync/wire"
 )
 
@@ -328,7 +329,7 @@ func eventsOf(r *journalRecord, fn func(ReceivedEvent) error) error {
 	if len(r.Batch) == 0 {
 		for _, id := range ids {
 			ev := base
-			ev.MessageID = formatMessageID(id)
+			ev.MessageID = event.FormatID(id)
 			if err := fn(ev); err != nil {
 				return err
 			}
@@ -342,7 +343,7 @@ func eventsOf(r *journalRecord, fn func(ReceivedEvent) error) error {
 	next := 0
 	for i := range b.Events {
 		e := &b.Events[i]
-		if next == len(ids) || formatMessageID(ids[next]) != e.MessageID {
+		if next == len(ids) || event.FormatID(ids[next]) != e.MessageID {
 			continue
 		}
 		ev := base

@@ -8,6 +8,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/storeagent/storeagent/agent/event"
 	"github.com/storeagent/storeagent/sync/wire"
 )
 
@@ -300,7 +301,7 @@ func (c *Central) classify(b wire.EventBatch, prev uint64) (ids []byte, dups, ou
 	ids = make([]byte, 0, len(b.Events)*idSize)
 	newBeforeLastDup, newAfterLastDup := 0, 0
 	for _, e := range b.Events {
-		id, _ := parseMessageID(e.MessageID) // wire validated it
+		id, _ := event.ParseID(e.MessageID) // wire validated it
 		if _, seen := c.seen[id]; seen {
 			dups++
 			newBeforeLastDup += newAfterLastDup

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/storeagent/storeagent/agent/event"
 )
 
 // snapshotChunk returns a snapshot chunk of profile changes filling close
@@ -65,7 +67,7 @@ func BenchmarkVerifyChangeSet(b *testing.B) {
 // full batch, against the library's plain marshal of the same batch.
 func BenchmarkEncodeEventBatch(b *testing.B) {
 	batch := EventBatch{Agent: "pos-1", Store: "s1", First: 1, SentAt: testTime}
-	ids := MessageIDs{}
+	ids := event.IDs{}
 	for size := MaxEventBatchOverhead; ; {
 		e := sampleEvent()
 		e.MessageID = ids.Next()

@@ -35,7 +35,7 @@
 //
 // # What this package must never do
 //
-// No network, no MQTT, no store, no logging, no clock beyond MessageIDs: it
+// No network, no MQTT, no store, no logging, no clock beyond message ids: it
 // turns values into bytes and bytes into values. The key-file helpers are
 // its only file access. Sequence rules (apply only cursor+1, drop
 // duplicates, hold gaps, refuse a snapshot older than the cursor) belong to

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/storeagent/storeagent/agent/event"
 )
 
 // validator is what every message type provides.
@@ -157,7 +159,7 @@ var (
 // the same rules, so an event that fails here would never be accepted: an
 // agent should check before queueing, not only before sending.
 func (e Event) Validate() error {
-	if !ValidMessageID(e.MessageID) {
+	if !event.ValidID(e.MessageID) {
 		return invalid("messageId", "not a lowercase uuidv7")
 	}
 	if err := e.validateType(); err != nil {

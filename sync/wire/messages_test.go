@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/storeagent/storeagent/agent/event"
 )
 
 // codec pairs an encoder and a decoder of one message type, so one table
@@ -490,7 +492,7 @@ func TestEncodeEventBatchRaw(t *testing.T) {
 	b := EventBatch{Agent: "a1", Store: "s1", First: 3, Last: 9, SentAt: 1_700_000_000_000}
 	var raws [][]byte
 	for i := range 3 {
-		e := Event{MessageID: NewMessageID(), Type: EventTrack, Event: "Product Viewed", AnonymousID: "v",
+		e := Event{MessageID: event.NewID(), Type: EventTrack, Event: "Product Viewed", AnonymousID: "v",
 			OriginalTimestamp: 1_700_000_000_000 + int64(i), Properties: map[string]any{"i": int64(i)},
 			Context: Context{Store: "s1", Agent: "a1", Device: "pos-1", Purpose: "analytics", Consent: Consent{CategoryPreferences: map[string]bool{"analytics": true}}}}
 		raw, err := EncodeEvent(e)

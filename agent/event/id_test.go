@@ -1,4 +1,4 @@
-package wire
+package event
 
 import (
 	"slices"
@@ -7,22 +7,22 @@ import (
 	"time"
 )
 
-func TestMessageIDFormat(t *testing.T) {
+func TestIDFormat(t *testing.T) {
 	before := time.Now().UnixMilli()
-	id := NewMessageID()
+	id := NewID()
 	after := time.Now().UnixMilli()
-	if !ValidMessageID(id) {
+	if !ValidID(id) {
 		t.Fatalf("%q is not valid", id)
 	}
-	ms, ok := MessageIDTime(id)
+	ms, ok := IDTime(id)
 	if !ok || ms < before || ms > after {
-		t.Fatalf("MessageIDTime(%q) = %d, %v; want within [%d, %d]", id, ms, ok, before, after)
+		t.Fatalf("IDTime(%q) = %d, %v; want within [%d, %d]", id, ms, ok, before, after)
 	}
 }
 
-func TestMessageIDsMonotonic(t *testing.T) {
+func TestIDsMonotonic(t *testing.T) {
 	clock := time.UnixMilli(testTime)
-	g := &MessageIDs{now: func() time.Time { return clock }}
+	g := &IDs{now: func() time.Time { return clock }}
 	var ids []string
 	for i := range 3000 {
 		if i == 1000 {
@@ -40,18 +40,18 @@ func TestMessageIDsMonotonic(t *testing.T) {
 		t.Fatal("duplicate ids")
 	}
 	for _, id := range ids {
-		if !ValidMessageID(id) {
+		if !ValidID(id) {
 			t.Fatalf("%q is not valid", id)
 		}
 	}
-	if ms, _ := MessageIDTime(ids[1500]); ms != testTime {
+	if ms, _ := IDTime(ids[1500]); ms != testTime {
 		t.Fatalf("after a clock step back, time %d, want the last one %d", ms, testTime)
 	}
 }
 
-func TestMessageIDCounterOverflow(t *testing.T) {
+func TestIDCounterOverflow(t *testing.T) {
 	clock := time.UnixMilli(testTime)
-	g := &MessageIDs{now: func() time.Time { return clock }}
+	g := &IDs{now: func() time.Time { return clock }}
 	first := g.Next()
 	// Fill the counter bits: the next id must move to the next millisecond.
 	g.last[6] |= 0x0f
@@ -60,13 +60,13 @@ func TestMessageIDCounterOverflow(t *testing.T) {
 	}
 	g.last[8] = 0xbf
 	next := g.Next()
-	if ms, _ := MessageIDTime(next); ms != testTime+1 || next <= first || !ValidMessageID(next) {
+	if ms, _ := IDTime(next); ms != testTime+1 || next <= first || !ValidID(next) {
 		t.Fatalf("after overflow got %q (time %d)", next, ms)
 	}
 }
 
-func TestMessageIDsConcurrent(t *testing.T) {
-	var g MessageIDs
+func TestIDsConcurrent(t *testing.T) {
+	var g IDs
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	var wg sync.WaitGroup
@@ -86,9 +86,9 @@ func TestMessageIDsConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func TestValidMessageID(t *testing.T) {
+func TestValidIDTable(t *testing.T) {
 	for id, want := range map[string]bool{
-		testMessageID:                           true,
+		"01890a5d-ac96-774b-bcce-b302099a8057":  true,
 		"01890a5d-ac96-774b-8cce-b302099a8057":  true,
 		"01890A5D-AC96-774B-BCCE-B302099A8057":  false, // uppercase
 		"01890a5d-ac96-474b-bcce-b302099a8057":  false, // version 4
@@ -101,8 +101,26 @@ func TestValidMessageID(t *testing.T) {
 		"01890a5d-ac96-774b-bcce-b302099a805g":  false,
 		"":                                      false,
 	} {
-		if got := ValidMessageID(id); got != want {
-			t.Errorf("ValidMessageID(%q) = %v, want %v", id, got, want)
+		if got := ValidID(id); got != want {
+			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+// testTime is a fixed clock for the generator tests: 2026-01-01T00:00:00Z.
+const testTime = int64(1767225600000)
+
+// ParseID is the inverse of FormatID, and refuses what is not 8-4-4-4-12
+// hex.
+func TestParseID(t *testing.T) {
+	id := NewID()
+	u, ok := ParseID(id)
+	if !ok || FormatID(u) != id {
+		t.Fatalf("ParseID(%q) = %x, %v", id, u, ok)
+	}
+	for _, bad := range []string{"01890a5dac96774bbcceb302099a8057", "01890a5d-ac96-774b-bcce-b302099a805g", ""} {
+		if _, ok := ParseID(bad); ok {
+			t.Fatalf("ParseID(%q) succeeded", bad)
 		}
 	}
 }

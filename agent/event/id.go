@@ -1,4 +1,4 @@
-package wire
+package event
 
 import (
 	"crypto/rand"
@@ -7,13 +7,13 @@ import (
 	"time"
 )
 
-// MessageIDs generates UUIDv7 message ids (RFC 9562): a 48-bit Unix time in
+// IDs generates UUIDv7s (RFC 9562): messageIds and anonymous ids: a 48-bit Unix time in
 // milliseconds, the version and variant bits, and 74 random bits. Within one
 // millisecond, or when the clock steps back, it increments the random bits
 // of the previous id instead (RFC 9562 section 6.2, method 2), so the ids of
 // one generator sort in the order they were made. The zero value is ready to
 // use and safe for concurrent use.
-type MessageIDs struct {
+type IDs struct {
 	now func() time.Time // nil means time.Now; tests set it
 
 	mu      sync.Mutex // guards started, last and lastMs
@@ -22,14 +22,15 @@ type MessageIDs struct {
 	lastMs  int64
 }
 
-var defaultIDs MessageIDs
+var defaultIDs IDs
 
-// NewMessageID returns a new UUIDv7 in lowercase canonical text, from a
-// generator shared by the process.
-func NewMessageID() string { return defaultIDs.Next() }
+// NewID returns a new UUIDv7 in lowercase canonical text, from a generator
+// shared by the process: every messageId and every anonymous id, on the
+// agent and on the reference central alike.
+func NewID() string { return defaultIDs.Next() }
 
 // Next returns a new UUIDv7 in lowercase canonical text.
-func (g *MessageIDs) Next() string {
+func (g *IDs) Next() string {
 	now := time.Now
 	if g.now != nil {
 		now = g.now
@@ -39,14 +40,14 @@ func (g *MessageIDs) Next() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.started && ms <= g.lastMs && increment(&g.last) {
-		return format(g.last)
+		return FormatID(g.last)
 	}
 	if g.started {
 		ms = max(ms, g.lastMs+1)
 	}
 	g.started, g.lastMs = true, ms
 	g.last = fresh(g.lastMs)
-	return format(g.last)
+	return FormatID(g.last)
 }
 
 // fresh returns a UUIDv7 for ms with new random bits. The top random bit is
@@ -90,7 +91,8 @@ func increment(u *[16]byte) bool {
 	return false
 }
 
-func format(u [16]byte) string {
+// FormatID writes a UUID's 16 bytes as lowercase canonical text.
+func FormatID(u [16]byte) string {
 	var b [36]byte
 	hex.Encode(b[0:8], u[0:4])
 	b[8] = '-'
@@ -104,11 +106,12 @@ func format(u [16]byte) string {
 	return string(b[:])
 }
 
-// ValidMessageID reports whether s is a UUIDv7 in lowercase canonical text
-// (8-4-4-4-12 hex digits, version 7, variant 10). Uppercase is refused: the
-// central deduplicates on the text, and two spellings of one id would both
-// pass.
-func ValidMessageID(s string) bool {
+// ValidID reports whether s is a UUIDv7 in lowercase canonical text
+// (8-4-4-4-12 hex digits, version 7, variant 10), the only messageId the
+// wire accepts (a POS bringing its own id for an idempotent retry must make
+// a v7). Uppercase is refused: the central deduplicates on the text, and
+// two spellings of one id would both pass.
+func ValidID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
@@ -128,10 +131,10 @@ func ValidMessageID(s string) bool {
 	return s[14] == '7' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b')
 }
 
-// MessageIDTime returns the Unix time in milliseconds held by a valid
-// message id, and false for an invalid one.
-func MessageIDTime(s string) (int64, bool) {
-	if !ValidMessageID(s) {
+// IDTime returns the Unix time in milliseconds held by a valid id, and
+// false for an invalid one.
+func IDTime(s string) (int64, bool) {
+	if !ValidID(s) {
 		return 0, false
 	}
 	var b [6]byte
@@ -146,4 +149,24 @@ func MessageIDTime(s string) (int64, bool) {
 		ms = ms<<8 | int64(x)
 	}
 	return ms, true
+}
+
+// ParseID turns an id into its 16 bytes (the inverse of FormatID). It
+// checks only the shape (dashes, hex), not what ValidID checks: callers
+// parse ids the wire has already validated.
+func ParseID(s string) ([16]byte, bool) {
+	var u [16]byte
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	var hexText [32]byte
+	n := copy(hexText[:], s[0:8])
+	n += copy(hexText[n:], s[9:13])
+	n += copy(hexText[n:], s[14:18])
+	n += copy(hexText[n:], s[19:23])
+	copy(hexText[n:], s[24:36])
+	if _, err := hex.Decode(u[:], hexText[:]); err != nil {
+		return u, false
+	}
+	return u, true
 }
