@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/storeagent/storeagent/agent"
+	"github.com/storeagent/storeagent/cmd/internal/support"
 	"github.com/storeagent/storeagent/devices/bus"
 	"github.com/storeagent/storeagent/devices/localapi"
 	"github.com/storeagent/storeagent/devices/scanner"
@@ -37,7 +38,7 @@ func (s *status) Status(ctx context.Context) (localapi.Status, error) {
 	if err != nil {
 		return out, err
 	}
-	out.Outbox = outboxStatus(ob, now)
+	out.Outbox = support.OutboxStatus(ob, now)
 	cache, err := s.ag.CacheStats()
 	if err != nil {
 		return out, err
@@ -58,20 +59,6 @@ func (s *status) Status(ctx context.Context) (localapi.Status, error) {
 		out.Scanners = append(out.Scanners, scannerStatus(sc.Stats()))
 	}
 	return out, nil
-}
-
-func outboxStatus(ob store.OutboxStats, now time.Time) localapi.OutboxStatus {
-	o := localapi.OutboxStatus{
-		Records: ob.Records(), Bytes: ob.Critical.Bytes + ob.Telemetry.Bytes,
-		Critical:   localapi.ClassStatus{Records: ob.Critical.Records, Bytes: ob.Critical.Bytes},
-		Telemetry:  localapi.ClassStatus{Records: ob.Telemetry.Records, Bytes: ob.Telemetry.Bytes},
-		MaxRecords: ob.Limits.MaxRecords, MaxBytes: ob.Limits.MaxBytes, Shed: ob.Shed, Rejected: ob.Rejected,
-	}
-	if ob.OldestAt > 0 {
-		o.OldestAt = time.UnixMilli(ob.OldestAt)
-		o.OldestAgeSeconds = int64(now.Sub(o.OldestAt).Seconds())
-	}
-	return o
 }
 
 func (s *status) linkStatus(out *localapi.Status) {

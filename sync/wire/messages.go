@@ -32,7 +32,7 @@ const EventRightsRequestApplied = "Rights Request Applied"
 // plain CBOR-to-JSON step.
 type Event struct {
 	// MessageID is a UUIDv7 in lowercase canonical text (see
-	// NewMessageID); the central drops repeats, which makes re-sending safe.
+	// event.NewID); the central drops repeats, which makes re-sending safe.
 	MessageID string `cbor:"messageId"`
 	// Type is track, identify or alias.
 	Type EventType `cbor:"type"`
