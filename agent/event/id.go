@@ -112,6 +112,12 @@ func FormatID(u [16]byte) string {
 // a v7). Uppercase is refused: the central deduplicates on the text, and
 // two spellings of one id would both pass.
 func ValidID(s string) bool {
+	return ValidUUID(s) && s[14] == '7' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b')
+}
+
+// ValidUUID reports whether s is a UUID of any version in lowercase
+// canonical text (8-4-4-4-12 hex digits).
+func ValidUUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
@@ -128,7 +134,7 @@ func ValidID(s string) bool {
 			}
 		}
 	}
-	return s[14] == '7' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b')
+	return true
 }
 
 // IDTime returns the Unix time in milliseconds held by a valid id, and

@@ -31,7 +31,7 @@ func FuzzDecodeSighting(f *testing.F) {
 			t.Fatalf("beaconId %q accepted", s.BeaconID)
 		case s.At < 0 || s.At > maxTime, sh.seen["at"] && s.At == 0:
 			t.Fatalf("at %d accepted", s.At)
-		case sh.seen["anonymousId"] && !validUUID(s.AnonymousID):
+		case sh.seen["anonymousId"] && !event.ValidUUID(s.AnonymousID):
 			t.Fatalf("anonymousId %q accepted", s.AnonymousID)
 		}
 	})

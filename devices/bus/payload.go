@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/storeagent/storeagent/agent/consent"
+	"github.com/storeagent/storeagent/agent/event"
 )
 
 // Limits of a request payload. The depth and member limits keep what is
@@ -100,7 +101,9 @@ func decodeSighting(b []byte) (sighting, shape, error) {
 		return s, sh, reject(CodeBadRequest, "beaconId must be 1 to 64 of A-Z a-z 0-9 _ . : -")
 	case sh.seen["at"] && (s.At <= 0 || s.At > maxTime):
 		return s, sh, reject(CodeBadRequest, "at must be a time in ms since the epoch")
-	case sh.seen["anonymousId"] && !validUUID(s.AnonymousID):
+	// An app's pseudonym, or an anonymousId the agent gave: nothing else
+	// may stand for a shopper in a sighting.
+	case sh.seen["anonymousId"] && !event.ValidUUID(s.AnonymousID):
 		return s, sh, reject(CodeBadRequest, "anonymousId must be a UUID in lower-case canonical form")
 	}
 	return s, sh, nil
@@ -171,29 +174,6 @@ func decodeConsent(b []byte) (consentRequest, shape, error) {
 		return r, sh, reject(CodeBadRequest, "at must be a time in ms since the epoch")
 	}
 	return r, sh, nil
-}
-
-// validUUID reports whether s is a UUID of any version in lower-case
-// canonical text: an app's pseudonym, or an anonymousId the agent gave.
-// Nothing else may stand for a shopper in a sighting.
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func needRequestID(sh shape) error {
