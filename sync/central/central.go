@@ -18,6 +18,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/storeagent/storeagent/sync/link"
 	"github.com/storeagent/storeagent/sync/wire"
 )
 
@@ -455,7 +456,7 @@ func (c *Central) session(ctx context.Context, client mqtt.Client) error {
 
 func (c *Central) subscribe(ctx context.Context, client mqtt.Client, filter string) error {
 	tok := client.Subscribe(filter, 1, c.onMessage)
-	if err := waitToken(ctx, tok, subscribeTimeout); err != nil {
+	if err := link.Wait(ctx, tok, subscribeTimeout); err != nil {
 		// The connection dropped meanwhile: the next connect retries.
 		c.log.Warn("subscribe failed; retrying at the next connect", "err", err)
 		return nil
@@ -466,20 +467,6 @@ func (c *Central) subscribe(ctx context.Context, client mqtt.Client, filter stri
 	c.log.Info("subscribed to the uplink", "filter", filter)
 	c.readyOnce.Do(func() { close(c.ready) })
 	return nil
-}
-
-// waitToken waits for tok, ctx or timeout.
-func waitToken(ctx context.Context, tok mqtt.Token, timeout time.Duration) error {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-tok.Done():
-		return tok.Error()
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return errors.New("no answer from the broker in time")
-	}
 }
 
 // publish hands payload to the client at QoS 1, not retained. It returns

@@ -13,6 +13,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/storeagent/storeagent/sync/link"
 	"github.com/storeagent/storeagent/sync/wire"
 )
 
@@ -323,7 +324,7 @@ func (c *Central) Publish(ctx context.Context, store string, body wire.Body) (ui
 	if tok == nil {
 		return seq, fmt.Errorf("%w: %w", ErrNotPublished, ErrNotRunning)
 	}
-	if err := waitToken(ctx, tok, publishTimeout); err != nil {
+	if err := link.Wait(ctx, tok, publishTimeout); err != nil {
 		return seq, fmt.Errorf("%w: %w", ErrNotPublished, err)
 	}
 	return seq, nil

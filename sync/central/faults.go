@@ -3,6 +3,8 @@ package central
 import (
 	"context"
 	"fmt"
+
+	"github.com/storeagent/storeagent/sync/link"
 )
 
 // Fault hooks: test and demo aids. They let a test make the central
@@ -20,7 +22,7 @@ func (c *Central) PublishRaw(ctx context.Context, topic string, payload []byte, 
 		return ErrNotRunning
 	}
 	tok := (*p).Publish(topic, 1, retained, payload)
-	if err := waitToken(ctx, tok, publishTimeout); err != nil {
+	if err := link.Wait(ctx, tok, publishTimeout); err != nil {
 		return fmt.Errorf("publish raw: %w", err)
 	}
 	return nil

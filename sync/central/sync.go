@@ -8,6 +8,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/storeagent/storeagent/sync/link"
 	"github.com/storeagent/storeagent/sync/wire"
 )
 
@@ -105,7 +106,7 @@ func (c *Central) newChunkPublisher(ctx context.Context, topic string) *chunkPub
 
 func (p *chunkPublisher) emit(msg []byte) error {
 	if len(p.inflight) >= syncWindow {
-		if err := waitToken(p.ctx, p.inflight[0], chunkTimeout); err != nil {
+		if err := link.Wait(p.ctx, p.inflight[0], chunkTimeout); err != nil {
 			return fmt.Errorf("publish chunk: %w", err)
 		}
 		p.inflight = p.inflight[1:]
@@ -122,7 +123,7 @@ func (p *chunkPublisher) emit(msg []byte) error {
 // wait waits for every chunk still in flight.
 func (p *chunkPublisher) wait() error {
 	for _, tok := range p.inflight {
-		if err := waitToken(p.ctx, tok, chunkTimeout); err != nil {
+		if err := link.Wait(p.ctx, tok, chunkTimeout); err != nil {
 			return fmt.Errorf("publish chunk: %w", err)
 		}
 	}

@@ -355,11 +355,11 @@ func (l *Link) connect(ctx context.Context) (<-chan error, error) {
 		o.SetBinaryWill(w.Topic, w.Payload, 1, w.Retained)
 	}
 	c := mqtt.NewClient(o)
-	if err := wait(ctx, c.Connect(), l.cfg.ConnectTimeout); err != nil {
+	if err := Wait(ctx, c.Connect(), l.cfg.ConnectTimeout); err != nil {
 		return nil, fmt.Errorf("connect %s: %w", redactURL(l.cfg.Broker), err)
 	}
 	for _, s := range l.subs {
-		if err := wait(ctx, c.Subscribe(s.filter, 1, l.route(s.ch)), l.cfg.ConnectTimeout); err != nil {
+		if err := Wait(ctx, c.Subscribe(s.filter, 1, l.route(s.ch)), l.cfg.ConnectTimeout); err != nil {
 			c.Disconnect(0)
 			return nil, fmt.Errorf("subscribe: %w", err)
 		}
@@ -456,14 +456,16 @@ func (l *Link) noteError(err error) {
 	l.mu.Unlock()
 }
 
-func wait(ctx context.Context, tok mqtt.Token, d time.Duration) error {
+// Wait waits for a paho token, ctx or d, whichever comes first: the one
+// way this repo waits on paho (the link and the reference central).
+func Wait(ctx context.Context, tok mqtt.Token, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-tok.Done():
 		return tok.Error()
 	case <-t.C:
-		return errors.New("timed out")
+		return errors.New("no answer from the broker in time")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
