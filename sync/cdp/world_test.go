@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"io"
+	"os"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -32,7 +33,14 @@ type world struct {
 	stop       func()
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// quiet is the logger of the parts under test: silent, or on stderr with
+// DEBUGLOG=1 to see why a fault test failed.
+func quiet() *slog.Logger {
+	if os.Getenv("DEBUGLOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 func centralKey() ed25519.PrivateKey {
 	seed := sha256.Sum256([]byte("storeagent test central"))

@@ -448,25 +448,35 @@ func (c *Central) session(ctx context.Context, client mqtt.Client) error {
 			return nil
 		case <-c.onConnect:
 		}
-		if err := c.subscribe(ctx, client, filter); err != nil {
-			return err
+		// A subscribe that fails while the connection stays up (a broker
+		// still starting) is tried again: waiting for the next connect
+		// could wait forever, deaf to every agent.
+		for {
+			ok, err := c.subscribe(ctx, client, filter)
+			if err != nil {
+				return err
+			}
+			if ok || !client.IsConnectionOpen() || !link.Sleep(ctx, time.Second) {
+				break
+			}
 		}
 	}
 }
 
-func (c *Central) subscribe(ctx context.Context, client mqtt.Client, filter string) error {
+// subscribe subscribes to the uplink; it reports false when the broker did
+// not answer (the caller tries again), an error when it refused.
+func (c *Central) subscribe(ctx context.Context, client mqtt.Client, filter string) (bool, error) {
 	tok := client.Subscribe(filter, 1, c.onMessage)
 	if err := link.Wait(ctx, tok, subscribeTimeout); err != nil {
-		// The connection dropped meanwhile: the next connect retries.
-		c.log.Warn("subscribe failed; retrying at the next connect", "err", err)
-		return nil
+		c.log.Warn("subscribe failed; trying again", "err", err)
+		return false, nil
 	}
 	if qos, ok := tok.(*mqtt.SubscribeToken).Result()[filter]; ok && qos > 2 {
-		return fmt.Errorf("broker refused the subscription to %s", filter)
+		return false, fmt.Errorf("broker refused the subscription to %s", filter)
 	}
 	c.log.Info("subscribed to the uplink", "filter", filter)
 	c.readyOnce.Do(func() { close(c.ready) })
-	return nil
+	return true, nil
 }
 
 // publish hands payload to the client at QoS 1, not retained. It returns

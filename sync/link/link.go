@@ -288,7 +288,7 @@ func (l *Link) Run(ctx context.Context) error {
 		if err != nil {
 			l.noteError(err)
 			l.log.Debug("connect failed", "err", err, "retry_in", backoff)
-			if !sleep(ctx, jitter(backoff)) {
+			if !Sleep(ctx, jitter(backoff)) {
 				break
 			}
 			backoff = min(2*backoff, l.cfg.BackoffMax)
@@ -476,7 +476,8 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits d or until ctx ends, and reports whether d passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
