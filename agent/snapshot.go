@@ -65,13 +65,7 @@ func (a *Agent) BeginSnapshot(ctx context.Context, to uint64) (*Snapshot, error)
 		return nil, fmt.Errorf("begin snapshot: %w", err)
 	}
 	s.profiles, err = a.db.NewLoader(loadProfiles, store.CacheBucket(store.BucketProfiles, s.gen), store.LoadOptions{
-		Sealed: true, Merge: mergeRecords, Final: s.final,
-		Between: func() error {
-			if err := s.idents.FlushIfFull(); err != nil {
-				return err
-			}
-			return s.expiry.FlushIfFull()
-		},
+		Sealed: true, Merge: mergeRecords, Final: s.final, Between: s.flushIndexes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("begin snapshot: %w", err)
@@ -261,6 +255,15 @@ func (s *Snapshot) carryWalk(tx *store.Tx, live *cache, before []byte, limit int
 	return done, err
 }
 
+// flushIndexes writes out the index loaders' buffers once full: final and
+// the carry walk fill them inside transactions, where they cannot.
+func (s *Snapshot) flushIndexes() error {
+	if err := s.idents.FlushIfFull(); err != nil {
+		return err
+	}
+	return s.expiry.FlushIfFull()
+}
+
 // carryDecisions copies into rec the decisions made here that are newer
 // than the snapshot's.
 func carryDecisions(mine, rec *profileRec) bool {
@@ -297,7 +300,7 @@ func (s *Snapshot) Commit(ctx context.Context) (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("commit snapshot: %w", err)
 		}
-		if err := s.profiles.Options().Between(); err != nil {
+		if err := s.flushIndexes(); err != nil {
 			return 0, fmt.Errorf("commit snapshot: %w", err)
 		}
 	}

@@ -40,7 +40,6 @@ type Loader struct {
 	buf     []loadEntry
 	bufSize int
 	runs    []uint32 // blocks per run written
-	added   uint64
 }
 
 type loadEntry struct{ key, val []byte }
@@ -80,9 +79,6 @@ func (db *DB) NewLoader(id byte, target string, o LoadOptions) (*Loader, error) 
 	return l, l.clearScratch()
 }
 
-// Options are the options the loader was made with.
-func (l *Loader) Options() LoadOptions { return l.o }
-
 // Add buffers one entry, and writes the buffer out as a run when it is
 // full. key and val are copied.
 func (l *Loader) Add(key, val []byte) error {
@@ -93,7 +89,6 @@ func (l *Loader) Add(key, val []byte) error {
 // Buffer adds one entry without ever writing: safe inside a transaction.
 // Call FlushIfFull outside one, soon, to keep memory bounded.
 func (l *Loader) Buffer(key, val []byte) {
-	l.added++
 	l.buf = append(l.buf, loadEntry{key: bytes.Clone(key), val: bytes.Clone(val)})
 	l.bufSize += len(key) + len(val) + 56
 }
@@ -105,9 +100,6 @@ func (l *Loader) FlushIfFull() error {
 	}
 	return nil
 }
-
-// Added is the number of entries added so far.
-func (l *Loader) Added() uint64 { return l.added }
 
 // flush sorts the buffer (stably: of one key, the later entry stays
 // later) and writes it as one run of blocks.
