@@ -33,6 +33,7 @@ type Snapshot struct {
 
 	profiles, idents, expiry *store.Loader
 	liveAfter                []byte // the live key the carry walk last passed
+	live                     *cache // the live generation in the current merge transaction
 }
 
 // Loader ids of a snapshot's three bulk loads.
@@ -178,7 +179,10 @@ func mergeRecords(older, newer []byte) ([]byte, error) {
 // customers are left out (counted as evicted): the cache never outgrows
 // its bound.
 func (s *Snapshot) final(tx *store.Tx, pk, val []byte) ([]byte, error) {
-	live := s.a.live(tx)
+	if s.live == nil || s.live.tx != tx { // once per merge transaction, not per customer
+		s.live = s.a.live(tx)
+	}
+	live := s.live
 	if err := s.carryUntil(tx, live, pk); err != nil {
 		return nil, err
 	}
