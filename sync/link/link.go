@@ -147,6 +147,7 @@ type Link struct {
 
 	mu     sync.Mutex // guards client and state
 	client mqtt.Client
+	gone   chan struct{} // closed when client's connection ends (see Publish)
 	state  State
 
 	connected atomic.Bool
@@ -257,14 +258,15 @@ func (l *Link) State() State {
 func (l *Link) Connected() bool { return l.connected.Load() }
 
 // Publish sends payload at QoS 1 and waits for the broker's PUBACK, or
-// ctx. It fails at once with ErrOffline when there is no connection. A
+// ctx. It fails at once with ErrOffline when there is no connection, and
+// with ErrOffline when the connection ends before the PUBACK. A
 // PUBACK only means the broker has it; delivery to the central is proved by
 // the central's own signed ack, never by this.
 func (l *Link) Publish(ctx context.Context, topic string, payload []byte, retained bool) error {
 	l.mu.Lock()
-	c := l.client
+	c, gone := l.client, l.gone
 	l.mu.Unlock()
-	if c == nil || !l.connected.Load() {
+	if c == nil || gone == nil || !l.connected.Load() {
 		return ErrOffline
 	}
 	tok := c.Publish(topic, 1, retained, payload)
@@ -274,6 +276,11 @@ func (l *Link) Publish(ctx context.Context, topic string, payload []byte, retain
 			return fmt.Errorf("publish: %w", err)
 		}
 		return nil
+	case <-gone:
+		// With a persistent session paho keeps the token of a publish in
+		// flight for a reconnect of the same client, which never comes:
+		// Run makes a new one. The caller re-sends.
+		return ErrOffline
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -298,6 +305,7 @@ func (l *Link) Run(ctx context.Context) error {
 		select {
 		case err := <-lost:
 			l.connected.Store(false)
+			l.endConnection()
 			l.noteError(err)
 			l.log.Warn("connection lost", "err", err)
 		case <-ctx.Done():
@@ -365,7 +373,7 @@ func (l *Link) connect(ctx context.Context) (<-chan error, error) {
 		}
 	}
 	l.mu.Lock()
-	l.client = c
+	l.client, l.gone = c, make(chan struct{})
 	l.state.LastConnect = time.Now()
 	l.state.Connects++
 	l.mu.Unlock()
@@ -433,11 +441,22 @@ func (l *Link) waitRoom(size int64) {
 	}
 }
 
+// endConnection wakes every Publish waiting on the connection that ended.
+func (l *Link) endConnection() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gone != nil {
+		close(l.gone)
+		l.gone = nil
+	}
+}
+
 func (l *Link) disconnect() {
 	l.mu.Lock()
 	c := l.client
 	l.client = nil
 	l.mu.Unlock()
+	defer l.endConnection()
 	if c == nil {
 		return
 	}
