@@ -71,25 +71,26 @@ func (a *Agent) identify(ctx context.Context, req IdentifyRequest) (Identity, er
 		return Identity{}, err
 	}
 	hash := a.hasher.Sum(id)
-	var rec *profileRec
+	var view profileView
+	var known bool
 	err = a.db.View(func(tx *store.Tx) error {
 		c := a.live(tx)
-		pk, err := c.lookup(hash[:])
+		pk, err := c.idents().Peek(hash[:]) // valid in this transaction
 		if err != nil || pk == nil {
 			return err
 		}
-		rec, err = c.get(pk)
+		known, err = c.view(pk, req.Purpose, &view)
 		return err
 	})
 	if err != nil {
 		return Identity{}, fmt.Errorf("identify: %w", err)
 	}
-	if rec == nil {
+	if !known {
 		a.stats.IdentifyUnknown.Add(1)
 		return a.unknown(pol, req, id.Kind, hash), nil
 	}
 	a.stats.IdentifyKnown.Add(1)
-	return a.answer(pol, rec, req.Purpose), nil
+	return a.answer(pol, &view, req.Purpose), nil
 }
 
 func (a *Agent) parseIdentifier(req IdentifyRequest) (ident.ID, error) {
@@ -99,17 +100,16 @@ func (a *Agent) parseIdentifier(req IdentifyRequest) (ident.ID, error) {
 	return a.cfg.Ident.Normalize(req.Kind, req.Value)
 }
 
-// answer filters a known profile for purpose.
-func (a *Agent) answer(pol *consent.Policy, rec *profileRec, purpose string) Identity {
-	s := rec.subject()
+// answer filters a known profile, read for purpose, for purpose.
+func (a *Agent) answer(pol *consent.Policy, rec *profileView, purpose string) Identity {
 	out := Identity{
 		Known:      true,
 		UserID:     rec.ID,
 		Purpose:    purpose,
-		Permitted:  pol.Permitted(purpose, s),
+		Permitted:  rec.permitted(pol, purpose),
 		Restricted: rec.Restricted,
 		Pending:    rec.Provisional,
-		Consent:    pol.Preferences(s),
+		Consent:    rec.preferences(pol),
 		Attributes: []Attribute{},
 	}
 	if rec.Local {
@@ -118,10 +118,8 @@ func (a *Agent) answer(pol *consent.Policy, rec *profileRec, purpose string) Ide
 	if !out.Permitted {
 		return out
 	}
-	for _, at := range rec.Attrs {
-		if at.Purpose == purpose {
-			out.Attributes = append(out.Attributes, at)
-		}
+	if len(rec.Attrs) > 0 {
+		out.Attributes = rec.Attrs
 	}
 	return out
 }

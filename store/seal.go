@@ -59,11 +59,16 @@ func (s *sealer) seal(bucket string, key, plain []byte) ([]byte, error) {
 }
 
 func (s *sealer) open(bucket string, key, sealed []byte) ([]byte, error) {
+	return s.openTo(nil, bucket, key, sealed)
+}
+
+// openTo is open appending the plain value to dst.
+func (s *sealer) openTo(dst []byte, bucket string, key, sealed []byte) ([]byte, error) {
 	ns := s.aead.NonceSize()
 	if len(sealed) < ns+s.aead.Overhead() {
 		return nil, &CorruptError{Bucket: bucket, Key: key, Err: errors.New("sealed value too short")}
 	}
-	plain, err := s.aead.Open(nil, sealed[:ns], sealed[ns:], aad(bucket, key))
+	plain, err := s.aead.Open(dst, sealed[:ns], sealed[ns:], aad(bucket, key))
 	if err != nil {
 		return nil, &CorruptError{Bucket: bucket, Key: key, Err: errors.New("seal does not open (wrong key or damaged value)")}
 	}

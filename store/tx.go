@@ -60,6 +60,16 @@ func (b *Bucket) Get(key []byte) ([]byte, error) {
 	return bytes.Clone(b.b.Get(key)), nil
 }
 
+// Peek returns the value at key without copying it, or nil: the bytes are
+// bbolt's and valid only until the transaction ends. Never keep or modify
+// them; Get is the safe default.
+func (b *Bucket) Peek(key []byte) ([]byte, error) {
+	if err := b.check(false); err != nil {
+		return nil, err
+	}
+	return b.b.Get(key), nil
+}
+
 // Put stores val at key in the clear. Never use it for personal data.
 func (b *Bucket) Put(key, val []byte) error {
 	if err := b.check(true); err != nil {
@@ -91,6 +101,20 @@ func (b *Bucket) GetSealed(key []byte) ([]byte, error) {
 		return nil, nil
 	}
 	return b.tx.db.seal.open(b.name, key, v)
+}
+
+// GetSealedTo is GetSealed appending the opened value to dst, so that a
+// caller reading many values can reuse one buffer. It returns nil, nil when
+// the key is absent.
+func (b *Bucket) GetSealedTo(dst, key []byte) ([]byte, error) {
+	if err := b.check(false); err != nil {
+		return nil, err
+	}
+	v := b.b.Get(key)
+	if v == nil {
+		return nil, nil
+	}
+	return b.tx.db.seal.openTo(dst, b.name, key, v)
 }
 
 // Open opens a sealed value read from this bucket by ForEach.

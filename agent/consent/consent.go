@@ -105,16 +105,19 @@ type Subject struct {
 // obligation and vital interest.
 func (p *Policy) Permitted(purpose string, s Subject) bool {
 	basis, ok := p.Basis(purpose)
-	if !ok {
-		return false
-	}
+	return ok && Permits(basis, s.Decisions[purpose].Status, s)
+}
+
+// Permits is the rule Permitted applies once it knows the purpose's basis
+// and the subject's status on it (s.Decisions is not read): for a caller
+// that holds statuses some other way than a map.
+func Permits(basis Basis, st Status, s Subject) bool {
 	if basis == BasisLegalObligation || basis == BasisVitalInterest {
 		return true
 	}
 	if s.Restricted || !s.Known {
 		return false
 	}
-	st := s.Decisions[purpose].Status
 	switch basis {
 	case BasisConsent:
 		return st == Granted
