@@ -108,6 +108,7 @@ type Agent struct {
 	log    *slog.Logger
 
 	policy atomic.Pointer[consent.Policy] // the policy in force
+	mark   atomic.Pointer[liveMark]       // the live generation, when known without reading it
 
 	// identifies carries identify events of unknown customers to the
 	// goroutine of Run, so Identify never waits for a disk flush.
@@ -139,6 +140,7 @@ func New(db *store.DB, cfg Config) (*Agent, error) {
 	p := cfg.Policy
 	a.policy.Store(&p)
 	err = db.View(func(tx *store.Tx) error {
+		a.mark.Store(&liveMark{gen: tx.MetaUint(metaGen), since: tx.ID()}) // no snapshot runs yet
 		saved, err := loadPolicy(tx)
 		if saved != nil {
 			a.policy.Store(saved)

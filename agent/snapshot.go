@@ -313,9 +313,11 @@ func (s *Snapshot) Commit(ctx context.Context) (uint64, error) {
 			return 0, fmt.Errorf("commit snapshot: %w", err)
 		}
 	}
-	var n uint64
+	var n, since uint64
 	err := a.db.Update(func(tx *store.Tx) error {
 		live, next := a.live(tx), a.cacheIn(tx, s.gen)
+		a.mark.Store(nil) // before the commit: see liveMark
+		since = tx.ID()
 		next.pol = s.policy
 		if err := tx.SetMetaUint(fmt.Sprint(metaCountBase, s.gen%2), s.n); err != nil {
 			return err
@@ -346,6 +348,7 @@ func (s *Snapshot) Commit(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("commit snapshot: %w", err)
 	}
+	a.mark.Store(&liveMark{gen: s.gen, since: since})
 	a.policy.Store(s.policy)
 	a.log.Info("snapshot applied", "profiles", n, "cursor", s.to)
 	return n, a.clearGen(s.gen + 1)

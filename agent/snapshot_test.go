@@ -219,3 +219,68 @@ func cardNo(i int) string {
 	p := fmt.Sprintf("400000000000%03d", i)
 	return p + string(ident.LuhnCheckDigit(p))
 }
+
+// TestIdentifyAcrossGenerationSwitches: scans served while snapshots
+// switch the live generation again and again always find the customer,
+// and never see an older snapshot after a newer one (the live mark that
+// spares Identify the generation's lookup is never stale).
+func TestIdentifyAcrossGenerationSwitches(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.seedCustomer(t, "cust-1", card, email, map[string]consent.Status{"loyalty": consent.Granted})
+	const rounds = 12
+	done := make(chan struct{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			last := int64(-1)
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				got, err := f.a.Identify(ctx, IdentifyRequest{Scan: card, Purpose: "loyalty"})
+				if err != nil || !got.Known || len(got.Attributes) != 1 {
+					errs <- fmt.Errorf("identify during switches: %+v %v", got, err)
+					return
+				}
+				v, _ := got.Attributes[0].Value.(uint64) // the seeded "gold" reads as 0
+				if int64(v) < last {
+					errs <- fmt.Errorf("snapshot %d seen after snapshot %d", v, last)
+					return
+				}
+				last = int64(v)
+			}
+		}()
+	}
+	at := f.a.now()
+	for k := 1; k <= rounds; k++ {
+		snap, err := f.a.BeginSnapshot(ctx, uint64(100*k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = snap.Add(ctx, []Change{
+			{Kind: ChangeProfile, Profile: "cust-1", Version: uint64(k), Idents: [][]byte{identHash("loyalty", card)},
+				Attrs: []Attribute{{Name: "round", Purpose: "loyalty", Value: uint64(k)}}},
+			{Kind: ChangeConsent, Profile: "cust-1", Consent: map[string]consent.Entry{"loyalty": {Status: consent.Granted, At: at}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := snap.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: card, Purpose: "loyalty"})
+	if got.Attributes[0].Value != uint64(rounds) {
+		t.Fatalf("after the last switch: %+v", got.Attributes)
+	}
+}

@@ -16,6 +16,9 @@ type Tx struct {
 
 	counters *outboxCounters // loaded on first outbox write, saved by finish
 	appended bool            // the outbox grew in this transaction
+
+	handles [3]Bucket // room for the first handles, so a short read allocates none
+	nh      int
 }
 
 // finish saves what the transaction changed in memory before bbolt commits.
@@ -26,12 +29,23 @@ func (tx *Tx) finish() error {
 	return saveCounters(tx.btx, tx.counters)
 }
 
+// ID is the id of the state of the file the transaction sees; a writable
+// transaction's is the id of the state it commits. Ids grow with every
+// commit to the same file (a compaction starts a new file).
+func (tx *Tx) ID() uint64 { return uint64(tx.btx.ID()) }
+
 func (tx *Tx) bucket(name string) *bolt.Bucket { return tx.btx.Bucket([]byte(name)) }
 
 // Bucket returns a handle on one of the agent's buckets (BucketProfiles and
 // the others). A name outside the schema yields a handle whose methods fail
 // with ErrUnknownBucket.
 func (tx *Tx) Bucket(name string) *Bucket {
+	if tx.nh < len(tx.handles) {
+		h := &tx.handles[tx.nh]
+		tx.nh++
+		*h = Bucket{tx: tx, name: name, b: tx.bucket(name)}
+		return h
+	}
 	return &Bucket{tx: tx, name: name, b: tx.bucket(name)}
 }
 
