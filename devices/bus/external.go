@@ -5,13 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/storeagent/storeagent/devices/internal/backoff"
 )
 
 const (
@@ -132,7 +132,7 @@ func (c *ctxConn) Close() error {
 // keepConnected connects and subscribes, then waits for the connection
 // to be lost and starts again, until ctx ends.
 func (b *Bus) keepConnected(ctx context.Context, client paho.Client, lost <-chan error) {
-	bo := backoff{min: reconnectMin, max: reconnectMax}
+	bo := backoff.Backoff{Min: reconnectMin, Max: reconnectMax}
 	connectedOnce := false
 	for {
 		select {
@@ -144,14 +144,14 @@ func (b *Bus) keepConnected(ctx context.Context, client paho.Client, lost <-chan
 			return
 		}
 		if err != nil {
-			delay := bo.next()
+			delay := bo.Next()
 			b.log.Warn("store broker unreachable", "err", err, "retry_in", delay.Round(time.Millisecond).String())
-			if !sleep(ctx, delay) {
+			if !backoff.Sleep(ctx, delay) {
 				return
 			}
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		if connectedOnce {
 			b.stats.reconnects.Add(1)
 		}
@@ -237,36 +237,4 @@ func schemeOf(rawURL string) string {
 		return ""
 	}
 	return u.Scheme
-}
-
-// backoff is a capped exponential delay with jitter, so that the agents of
-// a chain do not all retry in step after a broker comes back; half of each
-// delay stays fixed so it never collapses to a busy loop.
-type backoff struct {
-	min, max time.Duration
-	cur      time.Duration // the last delay before jitter; zero before the first
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	half := b.cur / 2
-	return half + rand.N(b.cur-half+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// sleep waits d or until ctx ends, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/storeagent/storeagent/devices/internal/backoff"
 	"github.com/tarm/serial"
 )
 
@@ -156,7 +157,7 @@ func (s *Scanner) dispatch(ctx context.Context, queue <-chan Scan) {
 // keepOpen opens the port, serves it until it fails, and opens it again
 // after a backoff delay, until ctx is done.
 func (s *Scanner) keepOpen(ctx context.Context, queue chan<- Scan) {
-	b := &backoff{min: s.cfg.ReopenMin, max: s.cfg.ReopenMax}
+	b := &backoff.Backoff{Min: s.cfg.ReopenMin, Max: s.cfg.ReopenMax}
 	failures := 0 // open failures in a row
 	for ctx.Err() == nil {
 		port, err := s.open()
@@ -175,7 +176,7 @@ func (s *Scanner) keepOpen(ctx context.Context, queue chan<- Scan) {
 		failures = 0
 		up, err := s.serve(ctx, port, queue)
 		if up >= s.cfg.ReopenMax {
-			b.reset() // it worked for a while: the next outage starts afresh
+			b.Reset() // it worked for a while: the next outage starts afresh
 		}
 		s.pause(ctx, b, slog.LevelWarn, "port lost", err)
 	}
@@ -183,18 +184,13 @@ func (s *Scanner) keepOpen(ctx context.Context, queue chan<- Scan) {
 
 // pause logs why the port is down and sleeps for the next backoff delay,
 // or until ctx is done.
-func (s *Scanner) pause(ctx context.Context, b *backoff, level slog.Level, msg string, err error) {
+func (s *Scanner) pause(ctx context.Context, b *backoff.Backoff, level slog.Level, msg string, err error) {
 	if ctx.Err() != nil {
 		return
 	}
-	d := b.next()
+	d := b.Next()
 	s.log.Log(ctx, level, msg, "err", err, "retry_in", d.Round(time.Millisecond).String())
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	backoff.Sleep(ctx, d)
 }
 
 func (s *Scanner) open() (io.ReadCloser, error) {

@@ -1,4 +1,4 @@
-package scanner
+package backoff
 
 import (
 	"testing"
@@ -6,13 +6,13 @@ import (
 )
 
 func TestBackoffGrowsWithJitterUpToMax(t *testing.T) {
-	b := &backoff{min: 100 * time.Millisecond, max: time.Second}
+	b := &Backoff{Min: 100 * time.Millisecond, Max: time.Second}
 	wantCaps := []time.Duration{100, 200, 400, 800, 1000, 1000}
 	for round := range 50 {
-		b.reset()
+		b.Reset()
 		for i, c := range wantCaps {
 			ceiling := c * time.Millisecond
-			if d := b.next(); d < ceiling/2 || d > ceiling {
+			if d := b.Next(); d < ceiling/2 || d > ceiling {
 				t.Fatalf("round %d, delay %d: %s, want %s to %s", round, i, d, ceiling/2, ceiling)
 			}
 		}
@@ -22,8 +22,8 @@ func TestBackoffGrowsWithJitterUpToMax(t *testing.T) {
 func TestBackoffJitters(t *testing.T) {
 	seen := map[time.Duration]bool{}
 	for range 20 {
-		b := &backoff{min: time.Second, max: time.Second}
-		seen[b.next()] = true
+		b := &Backoff{Min: time.Second, Max: time.Second}
+		seen[b.Next()] = true
 	}
 	if len(seen) < 2 {
 		t.Fatalf("20 first delays were all %v: no jitter", seen)
