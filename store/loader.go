@@ -48,9 +48,9 @@ type loadEntry struct{ key, val []byte }
 // size of one merge transaction. Variables only so tests can make runs
 // small.
 var (
-	loadRunBytes   = 16 << 20
+	loadRunBytes   = 8 << 20
 	loadBlockBytes = 64 << 10
-	loadTxBytes    = 16 << 20
+	loadTxBytes    = 8 << 20
 )
 
 // LoadOptions shape a bulk load.

@@ -168,7 +168,7 @@ type Link struct {
 // receiveWait per message, then takes it anyway, so nothing waiting on
 // the router (a PUBACK for our own publish) can deadlock with it.
 const (
-	receiveBudget = 48 << 20
+	receiveBudget = 24 << 20
 	receiveWait   = 2 * time.Second
 )
 
