@@ -99,16 +99,17 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 // there is none.
 func (c *cache) view(pkey []byte, purpose string, v *profileView) (ok bool, err error) {
 	bp := readBufs.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= 64<<10 {
-			readBufs.Put(bp)
-		}
-	}()
 	raw, err := c.profiles().GetSealedTo((*bp)[:0], pkey)
+	defer func() {
+		clear(raw) // no customer's record lingers in the pool
+		if raw != nil && cap(raw) <= 64<<10 {
+			*bp = raw[:0]
+		}
+		readBufs.Put(bp)
+	}()
 	if err != nil || raw == nil {
 		return false, err
 	}
-	*bp = raw[:0]
 	if err := readView(raw, c.pol, purpose, v); err == nil {
 		return true, nil
 	}
