@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -40,8 +41,14 @@ type Central struct {
 	journalErr error
 	seen       map[[idSize]byte]struct{}
 
-	mu     sync.Mutex // guards uplink
-	uplink uplinkState
+	mu     sync.Mutex  // guards uplink and durable
+	uplink uplinkState // as recorded, durable or not: the recorder's
+	// durable is the uplink's report as of the last journal fsync: what
+	// Report shows, so that nothing it counts is missing from the files.
+	durable struct {
+		agents       []AgentReport
+		unattributed map[string]uint64
+	}
 
 	storesMu sync.Mutex           // guards stores (each storeLog has its own lock)
 	stores   map[string]*storeLog // by store id
@@ -152,8 +159,17 @@ func (c *Central) open() error {
 		}
 		c.stores[s] = sl
 	}
+	c.mu.Lock()
+	c.markDurable()
+	c.mu.Unlock()
 	c.log.Info("data directory opened", "dir", dir, "agents", len(c.uplink.agents), "events_seen", len(c.seen), "stores", len(c.stores))
 	return nil
+}
+
+// markDurable takes the report shown from the uplink as recorded. Call it
+// with c.mu held, when the journal is synced.
+func (c *Central) markDurable() {
+	c.durable.agents, c.durable.unattributed = c.uplink.report()
 }
 
 // replay applies one journal record at open.
@@ -287,11 +303,16 @@ func (c *Central) Ready() <-chan struct{} { return c.ready }
 func (c *Central) Connected() bool { return c.connected.Load() }
 
 // Report returns what the central received and published so far, with the
-// live counters of the running process.
+// live counters of the running process. What it counts as received is on
+// disk: the uplink's counts are those of the journal's last fsync.
 func (c *Central) Report() Report {
 	var r Report
 	c.mu.Lock()
-	r.Agents, r.Unattributed = c.uplink.report()
+	r.Agents = make([]AgentReport, 0, len(c.durable.agents))
+	for i := range c.durable.agents {
+		r.Agents = append(r.Agents, c.durable.agents[i].clone())
+	}
+	r.Unattributed = maps.Clone(c.durable.unattributed)
 	c.mu.Unlock()
 	c.storesMu.Lock()
 	stores := make([]*storeLog, 0, len(c.stores))

@@ -165,17 +165,22 @@ func (s *uplinkState) apply(r *journalRecord) {
 	}
 }
 
+// clone is a deep copy of a.
+func (a *AgentReport) clone() AgentReport {
+	c := *a
+	c.InvalidReasons = maps.Clone(a.InvalidReasons)
+	if a.Status != nil {
+		st := *a.Status
+		c.Status = &st
+	}
+	return c
+}
+
 // report returns a deep copy, sorted.
 func (s *uplinkState) report() ([]AgentReport, map[string]uint64) {
 	agents := make([]AgentReport, 0, len(s.agents))
 	for _, a := range s.agents {
-		c := *a
-		c.InvalidReasons = maps.Clone(a.InvalidReasons)
-		if a.Status != nil {
-			st := *a.Status
-			c.Status = &st
-		}
-		agents = append(agents, c)
+		agents = append(agents, a.clone())
 	}
 	slices.SortFunc(agents, func(x, y AgentReport) int {
 		return cmp.Or(cmp.Compare(x.Store, y.Store), cmp.Compare(x.Agent, y.Agent))

@@ -362,6 +362,9 @@ func (c *Central) commit(g *group) error {
 			c.journalErr = err
 			return fmt.Errorf("journal: %w", err)
 		}
+		c.mu.Lock()
+		c.markDurable()
+		c.mu.Unlock()
 	}
 	for _, k := range g.order {
 		c.sendAcks(k, g.acks[k])

@@ -307,3 +307,44 @@ func TestBrokerRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCountsOnlyWhatIsOnDisk: whenever the report counts an event,
+// the central's files hold it. (The report once ran ahead of the journal's
+// fsync by a group, and a test that waited on the count and then read the
+// files missed the last events.)
+func TestReportCountsOnlyWhatIsOnDisk(t *testing.T) {
+	broker := startMosquitto(t)
+	dir := t.TempDir()
+	c := startCentral(t, testConfig(t, broker, dir, 0))
+	a := newTestAgent(t, broker, "pos-1")
+	const batches, per = 60, 5
+	e := events("pos-1", batches*per)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range batches {
+			a.sendBatch(uint64(i*per+1), uint64(i*per+per), e[i*per:i*per+per])
+		}
+	}()
+	for checks := 0; ; checks++ {
+		counted := uint64(0)
+		for _, r := range c.Report().Agents {
+			counted += r.Unique
+		}
+		onDisk := uint64(0)
+		if err := ReadEvents(dir, func(ReceivedEvent) error { onDisk++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if onDisk < counted {
+			t.Fatalf("the report counts %d events, the files hold %d", counted, onDisk)
+		}
+		if counted == batches*per {
+			t.Logf("%d checks while %d batches arrived", checks, batches)
+			break
+		}
+		if checks > 100_000 {
+			t.Fatalf("only %d of %d events counted", counted, batches*per)
+		}
+	}
+	<-done
+}
