@@ -139,8 +139,12 @@ func New(db *store.DB, cfg Config) (*Agent, error) {
 	a := &Agent{db: db, cfg: cfg, hasher: h, log: cfg.Logger.With("component", "agent"), identifies: make(chan []byte, 1024)}
 	p := cfg.Policy
 	a.policy.Store(&p)
+	// Marks are set here (no snapshot runs yet), after each compaction
+	// and by the generation switch: see liveMark.
+	mark := func(tx *store.Tx) { a.mark.Store(&liveMark{gen: tx.MetaUint(metaGen), since: tx.ID()}) }
+	db.AfterCompact(mark)
 	err = db.View(func(tx *store.Tx) error {
-		a.mark.Store(&liveMark{gen: tx.MetaUint(metaGen), since: tx.ID()}) // no snapshot runs yet
+		mark(tx)
 		saved, err := loadPolicy(tx)
 		if saved != nil {
 			a.policy.Store(saved)

@@ -93,8 +93,12 @@ func (a *Agent) live(tx *store.Tx) *cache {
 // clears it inside its transaction, before the commit, and sets it after:
 // a transaction that sees the switch began after it was cleared, and
 // loads either no mark or the new one (whose since it reaches); one that
-// does not see it has an ID below the new mark's since. Only the switch
-// sets a mark after New, so no reader can put back an old one.
+// does not see it has an ID below the new mark's since. Besides the
+// switch, a mark is set only where no switch can be uncommitted: in New,
+// and after a compaction (which holds the store alone, so every switch has
+// committed or not begun, and the new file's ids start again). A mark so
+// set may be overwritten by a switch's own, which names the same
+// generation.
 type liveMark struct{ gen, since uint64 }
 
 // get returns the record at pkey, or nil.

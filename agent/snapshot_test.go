@@ -284,3 +284,53 @@ func TestIdentifyAcrossGenerationSwitches(t *testing.T) {
 		t.Fatalf("after the last switch: %+v", got.Attributes)
 	}
 }
+
+// TestLiveMarkSurvivesCompaction: a compaction starts the file's
+// transaction ids again; the live mark is set anew on the new file, so
+// Identify keeps skipping the generation's lookup, and it names the live
+// generation.
+func TestLiveMarkSurvivesCompaction(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.seedCustomer(t, "cust-1", card, email, map[string]consent.Status{"loyalty": consent.Granted})
+	for i := range 50 { // ids well past what the compacted file starts at
+		if _, err := f.a.Capture(ctx, CaptureRequest{Event: "Product Viewed", AnonymousID: "v", Device: "pos-1", Properties: map[string]any{"i": i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := f.a.BeginSnapshot(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = snap.Add(ctx, []Change{
+		{Kind: ChangeProfile, Profile: "cust-1", Version: 2, Idents: [][]byte{identHash("loyalty", card)},
+			Attrs: []Attribute{{Name: "tier", Purpose: "loyalty", Value: "silver"}}},
+		{Kind: ChangeConsent, Profile: "cust-1", Consent: map[string]consent.Entry{"loyalty": {Status: consent.Granted, At: f.a.now()}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snap.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := f.a.mark.Load()
+	if _, err := f.db.Compact(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = f.db.View(func(tx *store.Tx) error {
+		m := f.a.mark.Load()
+		if m == nil || tx.ID() < m.since || m.gen != tx.MetaUint(metaGen) {
+			t.Fatalf("after compaction: mark %+v (before %+v), transaction %d, live generation %d", m, before, tx.ID(), tx.MetaUint(metaGen))
+		}
+		if tx.ID() >= before.since {
+			t.Fatalf("the compacted file's ids (%d) did not start again below %d: the test shows nothing", tx.ID(), before.since)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.a.Identify(ctx, IdentifyRequest{Scan: card, Purpose: "loyalty"}); !got.Known || got.Attributes[0].Value != "silver" {
+		t.Fatalf("identify after compaction: %+v", got)
+	}
+}

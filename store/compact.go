@@ -61,11 +61,23 @@ func (db *DB) Compact(ctx context.Context, progress func(done, total uint64)) (C
 	if err := db.swap(tmp); err != nil {
 		return res, fmt.Errorf("compact %s: %w", db.path, err)
 	}
+	if fn := db.afterCompact.Load(); fn != nil {
+		err := db.bdb.View(func(btx *bolt.Tx) error { (*fn)(&Tx{db: db, btx: btx}); return nil })
+		if err != nil {
+			return res, fmt.Errorf("compact %s: %w", db.path, err)
+		}
+	}
 	res.After, _ = db.FileSize()
 	res.Took = time.Since(start)
 	db.log.Info("store compacted", "before", res.Before, "after", res.After, "records", res.Keys, "took", res.Took)
 	return res, nil
 }
+
+// AfterCompact sets fn to be called after each compaction, in a read
+// transaction on the new file, before any other transaction can begin:
+// for a caller that keeps something tied to the file's transaction ids,
+// which start again in the new file.
+func (db *DB) AfterCompact(fn func(*Tx)) { db.afterCompact.Store(&fn) }
 
 // copyTo writes every bucket, with its sequence, into a new file at dst.
 // The copy is not fsynced per transaction; one sync at the end makes it

@@ -133,7 +133,8 @@ type DB struct {
 	mu  sync.RWMutex
 	bdb *bolt.DB
 
-	counters atomic.Pointer[outboxCounters] // last committed outbox counters
+	counters     atomic.Pointer[outboxCounters] // last committed outbox counters
+	afterCompact atomic.Pointer[func(*Tx)]      // see AfterCompact
 	appended chan struct{}                  // signalled after a commit that appended to the outbox
 
 	appendc   chan *appendReq // to the committer; unbuffered, see Append
