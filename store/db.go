@@ -135,7 +135,7 @@ type DB struct {
 
 	counters     atomic.Pointer[outboxCounters] // last committed outbox counters
 	afterCompact atomic.Pointer[func(*Tx)]      // see AfterCompact
-	appended chan struct{}                  // signalled after a commit that appended to the outbox
+	appended     chan struct{}                  // signalled after a commit that appended to the outbox
 
 	appendc   chan *appendReq // to the committer; unbuffered, see Append
 	closing   chan struct{}   // closed by Close to stop the committer
