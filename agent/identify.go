@@ -79,7 +79,7 @@ func (a *Agent) identify(ctx context.Context, req IdentifyRequest) (Identity, er
 		if err != nil || pk == nil {
 			return err
 		}
-		known, err = c.view(pk, req.Purpose, &view)
+		known, err = c.view(pk, pol, req.Purpose, &view)
 		return err
 	})
 	if err != nil {

@@ -95,9 +95,10 @@ var errGeneral = errors.New("profile record needs the general decoder")
 // readBufs recycles the buffers profiles are opened into.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// view reads the profile at pkey for purpose into v; ok is false when
-// there is none.
-func (c *cache) view(pkey []byte, purpose string, v *profileView) (ok bool, err error) {
+// view reads the profile at pkey for purpose into v, its statuses aligned
+// with pol (the policy the answer will be made under: pass the same); ok is
+// false when there is none.
+func (c *cache) view(pkey []byte, pol *consent.Policy, purpose string, v *profileView) (ok bool, err error) {
 	bp := readBufs.Get().(*[]byte)
 	raw, err := c.profiles().GetSealedTo((*bp)[:0], pkey)
 	defer func() {
@@ -110,14 +111,14 @@ func (c *cache) view(pkey []byte, purpose string, v *profileView) (ok bool, err 
 	if err != nil || raw == nil {
 		return false, err
 	}
-	if err := readView(raw, c.pol, purpose, v); err == nil {
+	if err := readView(raw, pol, purpose, v); err == nil {
 		return true, nil
 	}
 	rec, err := c.unmarshal(pkey, raw)
 	if err != nil {
 		return false, err
 	}
-	viewOf(rec, c.pol, purpose, v)
+	viewOf(rec, pol, purpose, v)
 	return true, nil
 }
 

@@ -213,7 +213,7 @@ func TestIdentifyFallsBackToGeneralDecoder(t *testing.T) {
 	}
 	err = f.db.View(func(tx *store.Tx) error {
 		var got profileView
-		ok, err := f.a.live(tx).view(pk, "extra69", &got)
+		ok, err := f.a.live(tx).view(pk, &pol, "extra69", &got)
 		if err != nil || !ok || !sameView(&got, &want) {
 			t.Fatalf("view through the cache: %v %v %+v, want %+v", ok, err, got, want)
 		}
