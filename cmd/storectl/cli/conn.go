@@ -148,6 +148,29 @@ func (a *app) withDaemon(ctx context.Context, fn func(ctx context.Context, c *lo
 	return fn(ctx, c)
 }
 
+// daemonOrStore answers from the daemon, or, when it is not running, from
+// its store file opened by storectl (writable when the answer writes, as a
+// lookup's audit entry does).
+func daemonOrStore[T any](ctx context.Context, a *app, writable bool,
+	daemon func(context.Context, *localapi.Client) (T, error), stored func(*offline) (T, error)) (T, error) {
+	var v T
+	err := a.withDaemon(ctx, func(ctx context.Context, c *localapi.Client) error {
+		var err error
+		v, err = daemon(ctx, c)
+		return err
+	})
+	if !down(err) {
+		return v, err
+	}
+	off, err := a.openOffline(writable, err)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer off.Close()
+	return stored(off)
+}
+
 // offline is a stopped agent's store, opened by storectl itself.
 type offline struct {
 	cfg    *firmwareconfig.Config

@@ -110,26 +110,17 @@ func lookupError(err error) error {
 }
 
 func (a *app) lookup(ctx context.Context, req localapi.LookupRequest) (lookupView, error) {
-	var v lookupView
-	err := a.withDaemon(ctx, func(ctx context.Context, c *localapi.Client) error {
+	return daemonOrStore(ctx, a, true, func(ctx context.Context, c *localapi.Client) (lookupView, error) {
 		res, err := c.Lookup(ctx, req)
-		v = lookupView{Running: true, Source: sourceDaemon, LookupResult: res}
-		return err
+		return lookupView{Running: true, Source: sourceDaemon, LookupResult: res}, err
+	}, func(off *offline) (lookupView, error) {
+		if !off.keyKnown {
+			return lookupView{}, unreachable("storeagent is not running, and the tenant key cannot be read by this user: run storectl as root or as the storeagent user")
+		}
+		fmt.Fprintf(a.stderr, "storectl: storeagent is not running: looked up in the store file itself, and recorded in its audit log (%s)\n", off.db.Path())
+		res, err := support.Lookup(ctx, off.db, off.agentCfg, off.masker, req)
+		return lookupView{Source: sourceStore, LookupResult: res}, err
 	})
-	if !down(err) {
-		return v, err
-	}
-	off, err := a.openOffline(true, err)
-	if err != nil {
-		return v, err
-	}
-	defer off.Close()
-	if !off.keyKnown {
-		return v, unreachable("storeagent is not running, and the tenant key cannot be read by this user: run storectl as root or as the storeagent user")
-	}
-	fmt.Fprintf(a.stderr, "storectl: storeagent is not running: looked up in the store file itself, and recorded in its audit log (%s)\n", off.db.Path())
-	res, err := support.Lookup(ctx, off.db, off.agentCfg, off.masker, req)
-	return lookupView{Source: sourceStore, LookupResult: res}, err
 }
 
 func (a *app) printLookup(v lookupView) error {

@@ -55,22 +55,13 @@ event, the last ack and the state of the link that drains it.
 }
 
 func (a *app) outbox(ctx context.Context) (outboxView, error) {
-	var v outboxView
-	err := a.withDaemon(ctx, func(ctx context.Context, c *localapi.Client) error {
+	return daemonOrStore(ctx, a, false, func(ctx context.Context, c *localapi.Client) (outboxView, error) {
 		rep, err := c.Outbox(ctx)
-		v = outboxView{Running: true, Source: sourceDaemon, OutboxReport: rep}
-		return err
+		return outboxView{Running: true, Source: sourceDaemon, OutboxReport: rep}, err
+	}, func(off *offline) (outboxView, error) {
+		rep, err := support.OutboxReport(off.db, support.LinkOf(off.cfg).State, a.opts.Now())
+		return outboxView{Source: sourceStore, OutboxReport: rep}, err
 	})
-	if !down(err) {
-		return v, err
-	}
-	off, err := a.openOffline(false, err)
-	if err != nil {
-		return v, err
-	}
-	defer off.Close()
-	rep, err := support.OutboxReport(off.db, support.LinkOf(off.cfg).State, a.opts.Now())
-	return outboxView{Source: sourceStore, OutboxReport: rep}, err
 }
 
 func (a *app) printOutbox(v outboxView) error {
@@ -126,25 +117,16 @@ has. Never an id, a property or a trait value.`,
 }
 
 func (a *app) peek(ctx context.Context, n int) (peekView, error) {
-	var v peekView
-	err := a.withDaemon(ctx, func(ctx context.Context, c *localapi.Client) error {
+	return daemonOrStore(ctx, a, false, func(ctx context.Context, c *localapi.Client) (peekView, error) {
 		p, err := c.PeekOutbox(ctx, n)
-		v = peekView{Running: true, Source: sourceDaemon, OutboxPeek: p}
-		return err
+		return peekView{Running: true, Source: sourceDaemon, OutboxPeek: p}, err
+	}, func(off *offline) (peekView, error) {
+		if off.masker == nil {
+			a.note("the tenant key cannot be read by this user: no refs shown")
+		}
+		p, err := support.Peek(off.db, off.masker, n, a.opts.Now())
+		return peekView{Source: sourceStore, OutboxPeek: p}, err
 	})
-	if !down(err) {
-		return v, err
-	}
-	off, err := a.openOffline(false, err)
-	if err != nil {
-		return v, err
-	}
-	defer off.Close()
-	if off.masker == nil {
-		a.note("the tenant key cannot be read by this user: no refs shown")
-	}
-	p, err := support.Peek(off.db, off.masker, n, a.opts.Now())
-	return peekView{Source: sourceStore, OutboxPeek: p}, err
 }
 
 func (a *app) printPeek(v peekView) error {

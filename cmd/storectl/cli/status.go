@@ -58,22 +58,13 @@ it holds (outbox, cache, cursor); what only the daemon knows is left out.`,
 
 // status asks the daemon, or reads the store when it is down.
 func (a *app) status(ctx context.Context) (statusView, error) {
-	var v statusView
-	err := a.withDaemon(ctx, func(ctx context.Context, c *localapi.Client) error {
+	return daemonOrStore(ctx, a, false, func(ctx context.Context, c *localapi.Client) (statusView, error) {
 		st, err := c.Status(ctx)
-		v = statusView{Running: true, Source: sourceDaemon, Status: st}
-		return err
+		return statusView{Running: true, Source: sourceDaemon, Status: st}, err
+	}, func(off *offline) (statusView, error) {
+		st, err := support.StoreStatus(off.cfg, off.db, off.ag, a.opts.Now())
+		return statusView{Source: sourceStore, Status: st}, err
 	})
-	if !down(err) {
-		return v, err
-	}
-	off, err := a.openOffline(false, err)
-	if err != nil {
-		return statusView{}, err
-	}
-	defer off.Close()
-	st, err := support.StoreStatus(off.cfg, off.db, off.ag, a.opts.Now())
-	return statusView{Source: sourceStore, Status: st}, err
 }
 
 func (a *app) printStatus(v statusView) error {
