@@ -55,10 +55,10 @@ func (s Scan) LogValue() slog.Value {
 var ErrRunning = errors.New("scanner already running")
 
 const (
-	// readTimeout bounds each read, so the read loop wakes up to expire
+	// ReadTimeout bounds each read, so the read loop wakes up to expire
 	// half frames and to notice cancellation. On Linux it becomes VTIME,
 	// counted in tenths of a second: 100 ms is the shortest there is.
-	readTimeout = 100 * time.Millisecond
+	ReadTimeout = 100 * time.Millisecond
 	// hangupReads is how many instant empty reads in a row mean the device
 	// is gone (see hangupDetector).
 	hangupReads = 3
@@ -194,15 +194,17 @@ func (s *Scanner) pause(ctx context.Context, b *backoff.Backoff, level slog.Leve
 }
 
 func (s *Scanner) open() (io.ReadCloser, error) {
-	p, err := serial.OpenPort(s.cfg.serialConfig())
+	p, err := serial.OpenPort(s.cfg.SerialConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open serial port: %w", err)
 	}
 	return p, nil
 }
 
-func (c Config) serialConfig() *serial.Config {
-	sc := &serial.Config{Name: c.Path, Baud: c.Baud, ReadTimeout: readTimeout, StopBits: serial.Stop1}
+// SerialConfig is the port configuration the driver opens c's port with,
+// reads bounded by ReadTimeout: for a tool that reads the port itself.
+func (c Config) SerialConfig() *serial.Config {
+	sc := &serial.Config{Name: c.Path, Baud: c.Baud, ReadTimeout: ReadTimeout, StopBits: serial.Stop1}
 	switch c.StopBits {
 	case 1.5:
 		sc.StopBits = serial.Stop1Half
@@ -240,7 +242,7 @@ func (s *Scanner) serve(ctx context.Context, port io.ReadCloser, queue chan<- Sc
 }
 
 // readFrames reads until the port fails or ctx is done. Each read returns
-// after at most readTimeout, which is when stalled half frames expire and
+// after at most ReadTimeout, which is when stalled half frames expire and
 // cancellation is seen.
 func (s *Scanner) readFrames(ctx context.Context, port io.Reader, queue chan<- Scan) error {
 	buf := make([]byte, readBufSize)
@@ -282,14 +284,14 @@ func (s *Scanner) handleFrame(f Frame, queue chan<- Scan) {
 // was unplugged and hung up): only the time the read took tells them apart.
 // A dead device answers at once, every time.
 type hangupDetector struct {
-	quick int // empty reads in a row that returned well before readTimeout
+	quick int // empty reads in a row that returned well before ReadTimeout
 }
 
 func (h *hangupDetector) check(n int, err error, took time.Duration) error {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read serial port: %w", err)
 	}
-	if n > 0 || took >= readTimeout/2 {
+	if n > 0 || took >= ReadTimeout/2 {
 		h.quick = 0
 		return nil
 	}

@@ -14,7 +14,7 @@ func TestHangupDetector(t *testing.T) {
 		err  error
 		took time.Duration
 	}
-	idle := read{0, io.EOF, readTimeout}
+	idle := read{0, io.EOF, ReadTimeout}
 	instant := read{0, io.EOF, time.Microsecond}
 	data := read{5, nil, time.Millisecond}
 	tests := []struct {
@@ -23,7 +23,7 @@ func TestHangupDetector(t *testing.T) {
 		want  error // from the last read; every earlier one must return nil
 	}{
 		{name: "quiet line times out", reads: []read{idle, idle, idle, idle}},
-		{name: "windows timeout has no eof", reads: []read{{0, nil, readTimeout}, {0, nil, readTimeout}}},
+		{name: "windows timeout has no eof", reads: []read{{0, nil, ReadTimeout}, {0, nil, ReadTimeout}}},
 		{name: "data", reads: []read{data, data, data}},
 		{name: "instant empty reads mean hangup", reads: []read{instant, instant, instant}, want: errHangup},
 		{name: "data resets the count", reads: []read{instant, instant, data, instant, instant}},

@@ -163,7 +163,7 @@ func (a *app) scanDirect(ctx context.Context, cmd *cobra.Command, f scanFlags, w
 	if err != nil {
 		return usage("%v", err)
 	}
-	port, err := serial.OpenPort(serialConfig(sc))
+	port, err := serial.OpenPort(sc.SerialConfig())
 	if err != nil {
 		return failed("open %s: %v (check the path; the user needs the dialout group; storeagent must not hold it)", sc.Path, err)
 	}
@@ -176,10 +176,6 @@ func (a *app) scanDirect(ctx context.Context, cmd *cobra.Command, f scanFlags, w
 		return emit(support.DescribeFrame(fr, sc.Name, sc.Path, rules))
 	})
 }
-
-// readTimeout is each read's bound on the port, as the scanner driver
-// uses: the loop wakes to expire half frames and to see Ctrl-C.
-const readTimeout = 100 * time.Millisecond
 
 // readFrames reads the port until ctx ends, the port goes away, or fn
 // fails.
@@ -198,7 +194,7 @@ func readFrames(ctx context.Context, port io.Reader, fr *scanner.FrameReader, fn
 		switch {
 		case err != nil && !errors.Is(err, io.EOF):
 			return failed("read the port: %v", err)
-		case n == 0 && now.Sub(start) < readTimeout/2:
+		case n == 0 && now.Sub(start) < scanner.ReadTimeout/2:
 			if quick++; quick >= 3 {
 				return failed("the port went away (unplugged?)")
 			}
@@ -252,21 +248,6 @@ func (a *app) portConfig(cmd *cobra.Command, f scanFlags) (scanner.Config, ident
 		return sc, cfg.Ident, usage("%v", err)
 	}
 	return sc, cfg.Ident, nil
-}
-
-func serialConfig(c scanner.Config) *serial.Config {
-	sc := &serial.Config{Name: c.Path, Baud: c.Baud, ReadTimeout: readTimeout, StopBits: serial.Stop1}
-	switch c.StopBits {
-	case 1.5:
-		sc.StopBits = serial.Stop1Half
-	case 2:
-		sc.StopBits = serial.Stop2
-	}
-	sc.Parity = map[scanner.Parity]serial.Parity{
-		scanner.ParityNone: serial.ParityNone, scanner.ParityOdd: serial.ParityOdd, scanner.ParityEven: serial.ParityEven,
-		scanner.ParityMark: serial.ParityMark, scanner.ParitySpace: serial.ParitySpace,
-	}[c.Parity]
-	return sc
 }
 
 // printScan prints one event: a line of JSON with --json, else a line for
