@@ -136,11 +136,10 @@ func readView(raw []byte, pol *consent.Policy, purpose string, v *profileView) e
 	}
 	var seen uint32
 	for range n {
-		key, err := r.expect(majorUint)
-		if err != nil || key > 31 || seen&(1<<key) != 0 {
-			return errGeneral
+		key, err := r.key(0, 10, &seen)
+		if err != nil {
+			return err
 		}
-		seen |= 1 << key
 		switch key {
 		case 0: // V, a uint8
 			var ver uint64
@@ -170,8 +169,6 @@ func readView(raw []byte, pol *consent.Policy, purpose string, v *profileView) e
 			err = readConsent(&r, pol, v.Statuses)
 		case 10:
 			v.Provisional, err = r.bool()
-		default:
-			return errGeneral
 		}
 		if err != nil {
 			return errGeneral
@@ -196,13 +193,12 @@ func readAttrs(r *cborReader, purpose string, v *profileView) error {
 		var name, pur []byte
 		var val any
 		var valAt int
-		var seen uint8
+		var seen uint32
 		for range m {
-			key, err := r.expect(majorUint)
-			if err != nil || key < 1 || key > 3 || seen&(1<<key) != 0 {
-				return errGeneral
+			key, err := r.key(1, 3, &seen)
+			if err != nil {
+				return err
 			}
-			seen |= 1 << key
 			switch key {
 			case 1:
 				name, err = r.text()
@@ -256,13 +252,12 @@ func readConsent(r *cborReader, pol *consent.Policy, statuses []consent.Status) 
 			return err
 		}
 		var st consent.Status
-		var keys uint8
+		var keys uint32
 		for range m {
-			key, err := r.expect(majorUint)
-			if err != nil || key < 1 || key > 3 || keys&(1<<key) != 0 {
-				return errGeneral
+			key, err := r.key(1, 3, &keys)
+			if err != nil {
+				return err
 			}
-			keys |= 1 << key
 			switch key {
 			case 1:
 				b, err = r.text()
@@ -351,6 +346,17 @@ func (r *cborReader) expect(major byte) (uint64, error) {
 		return 0, errGeneral // every element takes at least one byte
 	}
 	return arg, nil
+}
+
+// key reads a map key that must be an integer from lo to hi (at most 31)
+// not yet in seen, and adds it there.
+func (r *cborReader) key(lo, hi uint64, seen *uint32) (uint64, error) {
+	k, err := r.expect(majorUint)
+	if err != nil || k < lo || k > hi || *seen&(1<<k) != 0 {
+		return 0, errGeneral
+	}
+	*seen |= 1 << k
+	return k, nil
 }
 
 // text reads a text string, which must be valid UTF-8 as the general
