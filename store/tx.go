@@ -106,16 +106,7 @@ func (b *Bucket) PutSealed(key, val []byte) error {
 
 // GetSealed opens the sealed value at key. It returns nil, nil when the key
 // is absent and a *CorruptError when the seal does not open.
-func (b *Bucket) GetSealed(key []byte) ([]byte, error) {
-	if err := b.check(false); err != nil {
-		return nil, err
-	}
-	v := b.b.Get(key)
-	if v == nil {
-		return nil, nil
-	}
-	return b.tx.db.seal.open(b.name, key, v)
-}
+func (b *Bucket) GetSealed(key []byte) ([]byte, error) { return b.GetSealedTo(nil, key) }
 
 // GetSealedTo is GetSealed appending the opened value to dst, so that a
 // caller reading many values can reuse one buffer. It returns nil, nil when
