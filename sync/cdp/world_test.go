@@ -31,6 +31,9 @@ type world struct {
 	centralDir string
 	central    *central.Central
 	stop       func()
+	// agentURL is where agents reach the broker: the broker itself, or a
+	// road with latency to it (see brokertest.Broker.Delay).
+	agentURL string
 }
 
 // quiet is the logger of the parts under test: silent, or on stderr with
@@ -50,6 +53,7 @@ func centralKey() ed25519.PrivateKey {
 func startWorld(t *testing.T, customers int) *world {
 	t.Helper()
 	w := &world{broker: brokertest.Start(t), key: centralKey(), centralDir: t.TempDir()}
+	w.agentURL = w.broker.URL
 	w.startCentral(t, customers)
 	t.Cleanup(func() { w.stop() })
 	return w
@@ -86,7 +90,7 @@ func (w *world) syncConfig(t *testing.T, agentID string) cdp.Config {
 		Scope:    wire.Scope{Tenant: "acme", Store: "s1", Agent: agentID},
 		Verifier: v,
 		Version:  "test",
-		Link:     link.Config{Broker: w.broker.URL, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, KeepAlive: 5 * time.Second},
+		Link:     link.Config{Broker: w.agentURL, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, KeepAlive: 5 * time.Second},
 	}
 }
 

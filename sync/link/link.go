@@ -263,13 +263,10 @@ func (l *Link) Connected() bool { return l.connected.Load() }
 // PUBACK only means the broker has it; delivery to the central is proved by
 // the central's own signed ack, never by this.
 func (l *Link) Publish(ctx context.Context, topic string, payload []byte, retained bool) error {
-	l.mu.Lock()
-	c, gone := l.client, l.gone
-	l.mu.Unlock()
-	if c == nil || gone == nil || !l.connected.Load() {
-		return ErrOffline
+	tok, gone, err := l.publish(topic, payload, retained)
+	if err != nil {
+		return err
 	}
-	tok := c.Publish(topic, 1, retained, payload)
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -284,6 +281,49 @@ func (l *Link) Publish(ctx context.Context, topic string, payload []byte, retain
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Send publishes payload at QoS 1 and returns once paho has it, without
+// waiting for the broker's PUBACK. It is for a caller that proves delivery
+// otherwise and keeps several messages in flight: the uplink, whose proof
+// is the central's signed ack, and whose window would otherwise be one
+// message per round trip to the broker (on a link with 50 ms to the
+// broker, 20 batches a second, whatever the window). Messages sent in turn
+// leave in that order on the one connection. It fails at once with
+// ErrOffline when there is no connection; a publish that fails later (the
+// connection ends before its PUBACK) is logged, and the caller's own
+// timeout or the reconnect re-sends it.
+func (l *Link) Send(topic string, payload []byte) error {
+	tok, gone, err := l.publish(topic, payload, false)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-tok.Done():
+		return tok.Error() // acked already, or refused before it left
+	default:
+	}
+	go func() {
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil {
+				l.log.Debug("publish failed after it left", "topic", topic, "err", err)
+			}
+		case <-gone: // the connection ended first: see Publish
+		}
+	}()
+	return nil
+}
+
+// publish hands payload to the current connection's client.
+func (l *Link) publish(topic string, payload []byte, retained bool) (mqtt.Token, <-chan struct{}, error) {
+	l.mu.Lock()
+	c, gone := l.client, l.gone
+	l.mu.Unlock()
+	if c == nil || gone == nil || !l.connected.Load() {
+		return nil, nil, ErrOffline
+	}
+	return c.Publish(topic, 1, retained, payload), gone, nil
 }
 
 // Run connects and keeps the link up until ctx ends, then says goodbye and
@@ -328,7 +368,8 @@ func (l *Link) Run(ctx context.Context) error {
 //     by paho on a reconnect of the same client, which is harmless (the
 //     central drops repeated messageIds); durability is the outbox's job.
 //   - MaxResumePubInFlight bounds what a resumed session floods a thin link
-//     with.
+//     with. Our own publishes in flight are bounded by their callers: the
+//     uplink's window of batches (see Send), one presence message.
 //   - AutoAckDisabled: a message is acknowledged when its consumer has
 //     handled it, never on arrival (see Message.Ack).
 func (l *Link) connect(ctx context.Context) (<-chan error, error) {

@@ -49,9 +49,13 @@ type Rechecker interface {
 	Recheck(recs []store.Record) ([][]byte, error)
 }
 
-// Publisher publishes at QoS 1 (the link).
+// Publisher publishes at QoS 1 (the link). Send returns once the message
+// is on its way, without waiting for the broker's PUBACK: the window of
+// batches in flight is a window on the wire too, not one batch per round
+// trip to the broker. It fails at once when the link is down; a message
+// lost after it left is re-sent by the ack timeout or the reconnect.
 type Publisher interface {
-	Publish(ctx context.Context, topic string, payload []byte, retained bool) error
+	Send(topic string, payload []byte) error
 }
 
 // Config configures the drain.
@@ -349,7 +353,7 @@ func (d *drain) send(ctx context.Context, b *batch) bool {
 		d.log.Error("encode batch", "first", b.First, "last", b.Last, "err", err)
 		return false
 	}
-	if err := d.pub.Publish(ctx, d.topic, payload, false); err != nil {
+	if err := d.pub.Send(d.topic, payload); err != nil {
 		d.online = false
 		b.sentAt = time.Time{}
 		return false

@@ -32,7 +32,7 @@ type pub struct {
 
 func newPub() *pub { return &pub{signal: make(chan struct{}, 1000)} }
 
-func (p *pub) Publish(ctx context.Context, topic string, b []byte, retained bool) error {
+func (p *pub) Send(topic string, b []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.offline {
