@@ -75,38 +75,77 @@ func (a *Agent) Cursor() (uint64, error) {
 // rule). Consent, erase and restrict changes also queue a critical "Rights
 // Request Applied" receipt for the central (GDPR Art. 19).
 func (a *Agent) Apply(ctx context.Context, ch Change) (ApplyResult, error) {
-	if err := ch.validate(); err != nil {
+	res, err := a.ApplyRun(ctx, []Change{ch})
+	if err != nil {
 		return 0, err
 	}
-	res := Applied
-	var newPolicy *consent.Policy
+	return res[0], nil
+}
+
+// MaxRun is the most changes ApplyRun takes into one transaction.
+const MaxRun = 512
+
+// ApplyRun applies changes in order in one transaction, each as Apply
+// would, and returns what it did with each of the first len(results) of
+// them: a run catching up after a day offline costs one fsync, not one
+// per change. It stops after a gap (the rest waits for what is missing),
+// after a policy change (what follows must be read under the new policy),
+// before a change that fails validation, and after MaxRun; the caller
+// passes the rest again. A change that fails validation first, or any
+// failure inside the transaction, returns an error and applies nothing.
+func (a *Agent) ApplyRun(ctx context.Context, chs []Change) ([]ApplyResult, error) {
+	n := min(len(chs), MaxRun)
+	for i := range n {
+		if err := chs[i].validate(); err != nil {
+			if i == 0 {
+				return nil, err
+			}
+			n = i
+			break
+		}
+	}
+	var (
+		results   []ApplyResult
+		newPolicy *consent.Policy
+		applied   uint64
+	)
 	err := a.db.Update(func(tx *store.Tx) error {
-		cur := tx.MetaUint(metaCursor)
-		switch {
-		case ch.Seq <= cur:
-			res = Duplicate
-			return nil
-		case ch.Seq > cur+1:
-			res = Gap
+		results, newPolicy, applied = results[:0], nil, 0
+		start := tx.MetaUint(metaCursor)
+		cur := start
+		for _, ch := range chs[:n] {
+			switch {
+			case ch.Seq <= cur:
+				results = append(results, Duplicate)
+				continue
+			case ch.Seq > cur+1:
+				results = append(results, Gap)
+			default:
+				p, err := a.applyChange(tx, ch)
+				if err != nil {
+					return fmt.Errorf("apply change %d (%s): %w", ch.Seq, ch.Kind, err)
+				}
+				results = append(results, Applied)
+				cur, newPolicy = ch.Seq, p
+				applied++
+			}
+			if results[len(results)-1] == Gap || newPolicy != nil {
+				break
+			}
+		}
+		if cur == start {
 			return nil
 		}
-		var err error
-		newPolicy, err = a.applyChange(tx, ch)
-		if err != nil {
-			return err
-		}
-		return tx.SetMetaUint(metaCursor, ch.Seq)
+		return tx.SetMetaUint(metaCursor, cur)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("apply change %d (%s): %w", ch.Seq, ch.Kind, err)
+		return nil, err
 	}
 	if newPolicy != nil {
 		a.policy.Store(newPolicy)
 	}
-	if res == Applied {
-		a.stats.ChangesApplied.Add(1)
-	}
-	return res, nil
+	a.stats.ChangesApplied.Add(applied)
+	return results, nil
 }
 
 func (ch *Change) validate() error {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"fmt"
 	"testing"
 	"time"
 
@@ -70,6 +71,13 @@ func IdentHash(kind, value string) []byte {
 	m := hmac.New(sha256.New, TenantKey)
 	m.Write([]byte(kind + ":" + value))
 	return m.Sum(nil)
+}
+
+// Card is the i-th of a series of valid loyalty numbers (Luhn), for tests
+// that need many customers.
+func Card(i int) string {
+	payload := fmt.Sprintf("900%012d", i)
+	return payload + string(ident.LuhnCheckDigit(payload))
 }
 
 // Customer is a seeded customer.

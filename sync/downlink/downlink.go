@@ -2,8 +2,10 @@
 // stream, acks of this agent's batches, and replies to its sync requests.
 // It verifies every message's signature before it reads it, applies changes
 // through the agent only at cursor + 1 (the agent moves the cursor in the
-// same transaction), holds back changes after a gap and asks for what is
-// missing, and applies a chunked snapshot atomically.
+// same transaction; changes that arrive together, a sync reply's run or a
+// burst of the stream, share one transaction), holds back changes after a
+// gap and asks for what is missing, and applies a chunked snapshot
+// atomically.
 //
 // It must never apply an unsigned, wrongly signed or replayed message, nor
 // skip a gap, nor roll the cache back to an older snapshot. Everything it
@@ -30,6 +32,7 @@ import (
 // Applier is the subset of *agent.Agent the downlink needs.
 type Applier interface {
 	Apply(ctx context.Context, ch agent.Change) (agent.ApplyResult, error)
+	ApplyRun(ctx context.Context, chs []agent.Change) ([]agent.ApplyResult, error)
 	Cursor() (uint64, error)
 	BeginSnapshot(ctx context.Context, to uint64) (*agent.Snapshot, error)
 	Policy() *consent.Policy

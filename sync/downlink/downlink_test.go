@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,8 +51,26 @@ func (s *syncs) last() (wire.SyncRequest, int) {
 	return s.reqs[len(s.reqs)-1], len(s.reqs)
 }
 
+// counting is the agent, with a count of the transactions it was asked
+// to apply changes in.
+type counting struct {
+	*agent.Agent
+	txs atomic.Int64
+}
+
+func (c *counting) Apply(ctx context.Context, ch agent.Change) (agent.ApplyResult, error) {
+	c.txs.Add(1)
+	return c.Agent.Apply(ctx, ch)
+}
+
+func (c *counting) ApplyRun(ctx context.Context, chs []agent.Change) ([]agent.ApplyResult, error) {
+	c.txs.Add(1)
+	return c.Agent.ApplyRun(ctx, chs)
+}
+
 type fixture struct {
 	a      *agent.Agent
+	ap     *counting
 	d      *Downlink
 	in     chan link.Message
 	signer *wire.Signer
@@ -68,7 +88,11 @@ func newSigner(t *testing.T) *wire.Signer {
 	return s
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T) *fixture { t.Helper(); return startWith(t, nil) }
+
+// startWith runs before(f) before the downlink starts: messages it queues
+// are all waiting when the downlink looks.
+func startWith(t *testing.T, before func(*fixture)) *fixture {
 	t.Helper()
 	a, _ := agenttest.New(t, store.Options{})
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -77,12 +101,15 @@ func start(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{a: a, in: make(chan link.Message, 100), signer: signer, syncs: &syncs{}, acks: make(chan wire.Ack, 10)}
-	f.d, err = New(Config{Scope: scope, Verifier: verifier}, a, f.syncs, func(ack wire.Ack) { f.acks <- ack }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f := &fixture{a: a, ap: &counting{Agent: a}, in: make(chan link.Message, 1000), signer: signer, syncs: &syncs{}, acks: make(chan wire.Ack, 10)}
+	f.d, err = New(Config{Scope: scope, Verifier: verifier}, f.ap, f.syncs, func(ack wire.Ack) { f.acks <- ack }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.topics.changes, f.topics.acks, f.topics.sync, _ = f.d.Topics()
+	if before != nil {
+		before(f)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.d.Run(ctx, f.in) }()
@@ -144,6 +171,50 @@ func TestAppliesInOrderAndDropsDuplicates(t *testing.T) {
 	st := f.d.Stats()
 	if st.Applied != 2 || st.Duplicates != 2 || !f.known(card) {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A day's changes share transactions: a sync reply's run, and a burst of
+// the stream waiting in the queue (the broker's backlog for our session,
+// here with a repeat and a change of the reply's run among it), each in
+// one or two, not one per change.
+func TestRunsShareTransactions(t *testing.T) {
+	const n = 300
+	cards := make([]string, n)
+	for i := range cards {
+		cards[i] = agenttest.Card(i)
+	}
+	f := startWith(t, func(f *fixture) {
+		var run []wire.Change
+		for i := range n / 2 {
+			run = append(run, profile(uint64(i+1), fmt.Sprint("c", i), cards[i]))
+		}
+		b, err := wire.SignChangeSet(f.signer, scope, wire.ChangeSet{From: 1, To: n / 2, Changes: run})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.in <- link.Message{Topic: f.topics.sync, Payload: b}
+		f.send(t, run[len(run)-1])
+		for i := n / 2; i < n; i++ {
+			f.send(t, profile(uint64(i+1), fmt.Sprint("c", i), cards[i]))
+			if i == n-10 {
+				f.send(t, profile(uint64(i+1), fmt.Sprint("c", i), cards[i])) // redelivered
+			}
+		}
+	})
+	f.waitCursor(t, n)
+	f.settle()
+	st := f.d.Stats()
+	if st.Applied != n || st.Duplicates != 2 || st.Held != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if txs := f.ap.txs.Load(); txs > 4 {
+		t.Fatalf("%d changes in %d transactions", n, txs)
+	}
+	for _, i := range []int{0, n/2 - 1, n / 2, n - 1} {
+		if !f.known(cards[i]) {
+			t.Fatalf("customer %d unknown after the runs", i)
+		}
 	}
 }
 

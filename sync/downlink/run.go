@@ -27,13 +27,31 @@ func (d *Downlink) Run(ctx context.Context, in <-chan link.Message) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	s.requestSync(ctx)
+	var waiting []link.Message
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case m := <-in:
-			s.handle(ctx, m)
-			m.Ack() // handled (applied, held or dropped): the broker may send the next
+			// What else has arrived is handled with it, so a burst of
+			// changes (a day's, queued by the broker for our session)
+			// shares transactions.
+			ms := append(waiting[:0], m)
+		more:
+			for len(ms) < agent.MaxRun {
+				select {
+				case m := <-in:
+					ms = append(ms, m)
+				default:
+					break more
+				}
+			}
+			s.handleAll(ctx, ms)
+			for _, m := range ms {
+				m.Ack() // handled (applied, held or dropped): the broker may send the next
+			}
+			clear(ms)
+			waiting = ms
 		case <-d.resyncSignal:
 			s.requestSync(ctx)
 		case <-tick.C:
@@ -44,20 +62,35 @@ func (d *Downlink) Run(ctx context.Context, in <-chan link.Message) error {
 	}
 }
 
-func (s *state) handle(ctx context.Context, m link.Message) {
-	kind, _, err := wire.ParseTopic(m.Topic)
-	if err != nil {
-		s.reject("bad_topic", err)
-		return
-	}
-	switch kind {
-	case wire.TopicChanges:
-		ch, err := wire.VerifyChange(s.cfg.Verifier, s.changeScope, m.Payload)
+// handleAll handles messages in order; consecutive changes are applied as
+// runs.
+func (s *state) handleAll(ctx context.Context, ms []link.Message) {
+	var run []wire.Change
+	for _, m := range ms {
+		kind, _, err := wire.ParseTopic(m.Topic)
 		if err != nil {
-			s.reject(reasonOf(err), err)
-			return
+			s.reject("bad_topic", err)
+			continue
 		}
-		s.apply(ctx, ch)
+		if kind == wire.TopicChanges {
+			ch, err := wire.VerifyChange(s.cfg.Verifier, s.changeScope, m.Payload)
+			if err != nil {
+				s.reject(reasonOf(err), err)
+				continue
+			}
+			run = append(run, ch)
+			continue
+		}
+		s.applyRun(ctx, run)
+		run = run[:0]
+		s.handle(ctx, kind, m)
+	}
+	s.applyRun(ctx, run)
+}
+
+// handle handles one message that is not a change.
+func (s *state) handle(ctx context.Context, kind wire.TopicKind, m link.Message) {
+	switch kind {
 	case wire.TopicAcks:
 		a, err := wire.VerifyAck(s.cfg.Verifier, s.cfg.Scope, m.Payload)
 		if err != nil {
@@ -78,30 +111,87 @@ func (s *state) handle(ctx context.Context, m link.Message) {
 	}
 }
 
+// applyRun applies changes in order, as apply would one by one, in as
+// few transactions as the agent's ApplyRun allows: one fsync for a run
+// of a sync reply or of a burst of the stream, not one per change. A
+// change that fails (bad, or the disk) goes through apply alone, which
+// says why as it always has.
+func (s *state) applyRun(ctx context.Context, chs []wire.Change) {
+	run := make([]agent.Change, 0, min(len(chs), agent.MaxRun))
+	for len(chs) > 0 {
+		run = run[:0]
+		for _, ch := range chs[:min(len(chs), agent.MaxRun)] {
+			ac, err := s.convert(ch)
+			if err != nil {
+				break
+			}
+			run = append(run, ac)
+		}
+		var res []agent.ApplyResult
+		if len(run) > 0 {
+			var err error
+			if res, err = s.ap.ApplyRun(ctx, run); err != nil {
+				res = nil
+			}
+		}
+		if len(res) == 0 {
+			s.apply(ctx, chs[0])
+			chs = chs[1:]
+			continue
+		}
+		applied := false
+		for i, r := range res {
+			applied = s.applied(ctx, chs[i], r) || applied
+		}
+		chs = chs[len(res):]
+		if applied {
+			s.drainHeld(ctx)
+		}
+	}
+}
+
 // apply applies one change of the stream or of a run.
 func (s *state) apply(ctx context.Context, ch wire.Change) {
-	s.count(func(st *Stats) { st.Head = max(st.Head, ch.Seq); st.LastChangeAt = time.Now().UnixMilli() })
 	ac, err := s.convert(ch)
 	if err != nil {
+		s.seen(ch)
 		s.reject("bad_change", err)
 		return
 	}
 	res, err := s.ap.Apply(ctx, ac)
 	switch {
 	case errors.Is(err, agent.ErrBadChange):
+		s.seen(ch)
 		s.reject("bad_change", err)
 	case err != nil:
 		// The disk failed: nothing moved; the change comes again on resync.
+		s.seen(ch)
 		s.log.Error("apply change", "seq", ch.Seq, "err", err)
 		s.gap = true
-	case res == agent.Applied:
-		s.count(func(st *Stats) { st.Applied++ })
+	case s.applied(ctx, ch, res):
 		s.drainHeld(ctx)
-	case res == agent.Duplicate:
+	}
+}
+
+// seen notes a change from the central in the stats.
+func (s *state) seen(ch wire.Change) {
+	s.count(func(st *Stats) { st.Head = max(st.Head, ch.Seq); st.LastChangeAt = time.Now().UnixMilli() })
+}
+
+// applied counts what the agent did with ch, holds it if it came after a
+// gap, and reports whether it was applied.
+func (s *state) applied(ctx context.Context, ch wire.Change, res agent.ApplyResult) bool {
+	s.seen(ch)
+	switch res {
+	case agent.Applied:
+		s.count(func(st *Stats) { st.Applied++ })
+		return true
+	case agent.Duplicate:
 		s.count(func(st *Stats) { st.Duplicates++ })
-	case res == agent.Gap:
+	case agent.Gap:
 		s.hold(ctx, ch)
 	}
+	return false
 }
 
 // hold keeps a change that arrived after a gap and asks for what is
@@ -145,9 +235,7 @@ func (s *state) drainHeld(ctx context.Context) {
 // of a snapshot.
 func (s *state) applySet(ctx context.Context, cs wire.ChangeSet) {
 	if !cs.Snapshot {
-		for _, ch := range cs.Changes {
-			s.apply(ctx, ch)
-		}
+		s.applyRun(ctx, cs.Changes)
 		return
 	}
 	cur, err := s.ap.Cursor()
