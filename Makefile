@@ -42,7 +42,7 @@ bench:
 	  $(GO) test -run '^$$' -bench 'BenchmarkIdentify1M|BenchmarkIdleHeap1M' -benchtime 1x -timeout 30m ./agent/ ; \
 	  $(GO) test -run '^$$' -bench 'BenchmarkScanToAnswer' -benchtime 2000x ./devices/scanner/ ; \
 	  $(GO) test -run '^$$' -bench 'BenchmarkIdentifyAPI' ./devices/localapi/ ; \
-	  $(GO) test -run '^$$' -bench 'BenchmarkDrain|BenchmarkSnapshot1M' -benchtime 1x -timeout 30m ./sync/cdp/ ; \
+	  $(GO) test -run '^$$' -bench 'BenchmarkDrain|BenchmarkCatchUp|BenchmarkSnapshot1M' -benchtime 1x -timeout 30m ./sync/cdp/ ; \
 	} 2>&1 | $(GO) run ./cmd/benchfig
 
 ## lint: gofmt, go vet, staticcheck (installed through the Go toolchain)

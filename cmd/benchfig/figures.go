@@ -40,6 +40,11 @@ var figures = []figure{
 	// broker's PUBACK of each batch before the next did 15.7k events/s.
 	{name: "sync.drain.wan50ms.events_per_s", unit: "events/s", op: ">=", target: 50000, bench: "BenchmarkDrainWAN", metric: "events/s"},
 	{name: "sync.drain.wan50ms.vs_puback", unit: "x", op: ">=", target: 50, bench: "BenchmarkDrainWAN", metric: "x-puback"},
+	// Catching up on 5,000 changes the central made while the agent was
+	// away, against the same changes applied one per transaction (one fsync
+	// each), which is what the downlink did before it applied runs.
+	{name: "sync.catchup.changes_per_s", unit: "changes/s", op: ">=", target: 2000, bench: "BenchmarkCatchUp", metric: "changes/s"},
+	{name: "sync.catchup.vs_one_per_tx", unit: "x", op: ">=", target: 3, bench: "BenchmarkCatchUp", metric: "x-one-per-tx"},
 	{name: "sync.snapshot.1m.apply", unit: "s", op: "<=", target: 60, bench: "BenchmarkSnapshot1M", metric: "apply-s"},
 	{name: "sync.snapshot.1m.peak_heap", unit: "MiB", op: "<=", target: 512, bench: "BenchmarkSnapshot1M", metric: "peak-heap-MiB"},
 	{name: "sync.snapshot.heap.1m_vs_100k", unit: "x", op: "<=", target: 2, bench: "BenchmarkSnapshot1M", metric: "x-heap-1m-vs-100k"},

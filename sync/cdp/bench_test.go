@@ -17,6 +17,7 @@ import (
 
 	"github.com/storeagent/storeagent/agent"
 	"github.com/storeagent/storeagent/agent/agenttest"
+	"github.com/storeagent/storeagent/agent/consent"
 	"github.com/storeagent/storeagent/agent/event"
 	"github.com/storeagent/storeagent/store"
 	"github.com/storeagent/storeagent/store/storetest"
@@ -347,4 +348,84 @@ func agentConfigWithKey(key []byte) agent.Config {
 	cfg := agenttest.Config()
 	cfg.TenantKey = key
 	return cfg
+}
+
+// BenchmarkCatchUp measures an agent catching up on the central's changes
+// after a time offline: 5,000 consent changes published while it was
+// away, applied from connect until its cursor reaches the last one (the
+// broker's backlog for its session and the central's reply to its sync
+// request, both). The baseline, in the same run, is the same number of
+// changes applied one per transaction, as each change of the stream alone
+// would be: one fsync each. Run it with -benchtime=1x.
+func BenchmarkCatchUp(b *testing.B) {
+	const changes = 5000
+	for range b.N {
+		w := startWorld(b, 50)
+		dir := b.TempDir()
+		key := keyFile(b, dir)
+		path := filepath.Join(dir, "store.db")
+		n := w.startNode(b, path, key)
+		first, err := w.central.Customers().Customer(0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		waitFor(b, "the baseline snapshot", func() bool { return identify(n, first.Loyalty).Known })
+		n.stop()
+		var last uint64
+		for i := range changes {
+			c, err := w.central.Customers().Customer(i % 50)
+			if err != nil {
+				b.Fatal(err)
+			}
+			last, err = w.central.Publish(context.Background(), "s1", catchUpChange(c.Profile, i))
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		start := time.Now()
+		n = w.startNode(b, path, key)
+		for cur, _ := n.a.Cursor(); cur < last; cur, _ = n.a.Cursor() {
+			if time.Since(start) > 5*time.Minute {
+				b.Fatalf("cursor %d of %d after 5 minutes", cur, last)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		rate := changes / time.Since(start).Seconds()
+		n.stop()
+
+		base := oneByOneRate(b, w, 1000)
+		b.ReportMetric(rate, "changes/s")
+		b.ReportMetric(base, "one-per-tx-changes/s")
+		b.ReportMetric(rate/base, "x-one-per-tx")
+	}
+}
+
+func catchUpChange(profile string, i int) *wire.ConsentChange {
+	status := []wire.ConsentStatus{wire.StatusGranted, wire.StatusWithdrawn}[i%2]
+	return &wire.ConsentChange{Profile: profile, Purposes: map[string]wire.ConsentEntry{
+		"marketing": {Status: status, Basis: wire.BasisConsent, At: time.Now().UnixMilli()}}}
+}
+
+// oneByOneRate applies n such changes to a fresh agent, each in its own
+// transaction, and returns changes per second.
+func oneByOneRate(b *testing.B, w *world, n int) float64 {
+	db := storetest.Open(b, store.Options{})
+	a := agenttest.NewOn(b, db)
+	changes := make([]agent.Change, n)
+	for i := range changes {
+		c, err := w.central.Customers().Customer(i % 50)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wc := catchUpChange(c.Profile, i)
+		changes[i] = agent.Change{Seq: uint64(i + 1), Kind: agent.ChangeConsent, Profile: c.Profile,
+			Consent: map[string]consent.Entry{"marketing": {Status: consent.Status(wc.Purposes["marketing"].Status), At: wc.Purposes["marketing"].At}}}
+	}
+	start := time.Now()
+	for _, ch := range changes {
+		if res, err := a.Apply(context.Background(), ch); err != nil || res != agent.Applied {
+			b.Fatalf("apply %d: %v %v", ch.Seq, res, err)
+		}
+	}
+	return float64(n) / time.Since(start).Seconds()
 }

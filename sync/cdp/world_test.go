@@ -1,6 +1,7 @@
 package cdp_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -31,8 +32,8 @@ type world struct {
 	centralDir string
 	central    *central.Central
 	stop       func()
-	// agentURL is where agents reach the broker: the broker itself, or a
-	// road with latency to it (see brokertest.Broker.Delay).
+	// agentURL is where agents reach the broker when it is not the
+	// broker itself: a road with latency to it (brokertest.Broker.Delay).
 	agentURL string
 }
 
@@ -50,16 +51,15 @@ func centralKey() ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(seed[:])
 }
 
-func startWorld(t *testing.T, customers int) *world {
+func startWorld(t testing.TB, customers int) *world {
 	t.Helper()
 	w := &world{broker: brokertest.Start(t), key: centralKey(), centralDir: t.TempDir()}
-	w.agentURL = w.broker.URL
 	w.startCentral(t, customers)
 	t.Cleanup(func() { w.stop() })
 	return w
 }
 
-func (w *world) startCentral(t *testing.T, customers int) {
+func (w *world) startCentral(t testing.TB, customers int) {
 	t.Helper()
 	c, err := central.New(central.Config{
 		Broker: w.broker.URL, Tenant: "acme", Store: "s1", Key: w.key, TenantKey: agenttest.TenantKey,
@@ -80,7 +80,7 @@ func (w *world) startCentral(t *testing.T, customers int) {
 	w.stop = func() { cancel(); <-done; c.Close() }
 }
 
-func (w *world) syncConfig(t *testing.T, agentID string) cdp.Config {
+func (w *world) syncConfig(t testing.TB, agentID string) cdp.Config {
 	t.Helper()
 	v, err := wire.NewVerifier(w.key.Public().(ed25519.PublicKey))
 	if err != nil {
@@ -90,7 +90,7 @@ func (w *world) syncConfig(t *testing.T, agentID string) cdp.Config {
 		Scope:    wire.Scope{Tenant: "acme", Store: "s1", Agent: agentID},
 		Verifier: v,
 		Version:  "test",
-		Link:     link.Config{Broker: w.agentURL, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, KeepAlive: 5 * time.Second},
+		Link:     link.Config{Broker: cmp.Or(w.agentURL, w.broker.URL), BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, KeepAlive: 5 * time.Second},
 	}
 }
 
@@ -102,7 +102,7 @@ type node struct {
 	stop func()
 }
 
-func (w *world) startNode(t *testing.T, dbPath string, key []byte) *node {
+func (w *world) startNode(t testing.TB, dbPath string, key []byte) *node {
 	t.Helper()
 	db := storetest.OpenAt(t, dbPath, store.Options{Key: key})
 	a := agenttest.NewOn(t, db)
@@ -198,7 +198,7 @@ func exactlyOnceInOrder(t *testing.T, got, acked []string, unseen map[string]boo
 	}
 }
 
-func keyFile(t *testing.T, dir string) []byte {
+func keyFile(t testing.TB, dir string) []byte {
 	t.Helper()
 	k, _, err := store.LoadOrCreateKeyFile(filepath.Join(dir, "store.key"))
 	if err != nil {
