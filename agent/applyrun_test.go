@@ -49,9 +49,9 @@ func TestApplyRunIsApplyOneByOne(t *testing.T) {
 				}
 				t.Fatalf("%d outcomes from the runs, %d one by one", len(got), len(want))
 			}
-			// A run stops at the policy change, the bad change and the gap
-			// (after which each change is a gap of its own), else at MaxRun.
-			if calls > 40 {
+			// A run stops at the policy change and the bad change, else
+			// at MaxRun.
+			if calls > 8 {
 				t.Fatalf("%d calls of ApplyRun for %d changes: the runs are not runs", calls, len(stream))
 			}
 			sameState(t, one, run)

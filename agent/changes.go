@@ -88,11 +88,12 @@ const MaxRun = 512
 // ApplyRun applies changes in order in one transaction, each as Apply
 // would, and returns what it did with each of the first len(results) of
 // them: a run catching up after a day offline costs one fsync, not one
-// per change. It stops after a gap (the rest waits for what is missing),
-// after a policy change (what follows must be read under the new policy),
-// before a change that fails validation, and after MaxRun; the caller
-// passes the rest again. A change that fails validation first, or any
-// failure inside the transaction, returns an error and applies nothing.
+// per change, and a run that changes nothing (repeats, changes after a
+// gap) costs none. It stops after a policy change (what follows must be
+// read under the new policy), before a change that fails validation, and
+// after MaxRun; the caller passes the rest again. A change that fails
+// validation first, or any failure inside the transaction, returns an
+// error and applies nothing.
 func (a *Agent) ApplyRun(ctx context.Context, chs []Change) ([]ApplyResult, error) {
 	n := min(len(chs), MaxRun)
 	for i := range n {
@@ -104,32 +105,35 @@ func (a *Agent) ApplyRun(ctx context.Context, chs []Change) ([]ApplyResult, erro
 			break
 		}
 	}
+	cur, err := a.Cursor()
+	if err != nil {
+		return nil, err
+	}
+	if res, writes := classify(chs[:n], cur); !writes {
+		return res, nil
+	}
 	var (
 		results   []ApplyResult
 		newPolicy *consent.Policy
 		applied   uint64
 	)
-	err := a.db.Update(func(tx *store.Tx) error {
+	err = a.db.Update(func(tx *store.Tx) error {
 		results, newPolicy, applied = results[:0], nil, 0
 		start := tx.MetaUint(metaCursor)
 		cur := start
 		for _, ch := range chs[:n] {
-			switch {
-			case ch.Seq <= cur:
-				results = append(results, Duplicate)
+			if ch.Seq != cur+1 {
+				results = append(results, classifyOne(ch.Seq, cur))
 				continue
-			case ch.Seq > cur+1:
-				results = append(results, Gap)
-			default:
-				p, err := a.applyChange(tx, ch)
-				if err != nil {
-					return fmt.Errorf("apply change %d (%s): %w", ch.Seq, ch.Kind, err)
-				}
-				results = append(results, Applied)
-				cur, newPolicy = ch.Seq, p
-				applied++
 			}
-			if results[len(results)-1] == Gap || newPolicy != nil {
+			p, err := a.applyChange(tx, ch)
+			if err != nil {
+				return fmt.Errorf("apply change %d (%s): %w", ch.Seq, ch.Kind, err)
+			}
+			results = append(results, Applied)
+			cur, newPolicy = ch.Seq, p
+			applied++
+			if newPolicy != nil {
 				break
 			}
 		}
@@ -146,6 +150,26 @@ func (a *Agent) ApplyRun(ctx context.Context, chs []Change) ([]ApplyResult, erro
 	}
 	a.stats.ChangesApplied.Add(applied)
 	return results, nil
+}
+
+// classify says what ApplyRun does with chs at cursor cur, as long as
+// nothing is applied, and whether any would be (then it says nothing).
+func classify(chs []Change, cur uint64) (results []ApplyResult, writes bool) {
+	for _, ch := range chs {
+		if ch.Seq == cur+1 {
+			return nil, true
+		}
+		results = append(results, classifyOne(ch.Seq, cur))
+	}
+	return results, false
+}
+
+// classifyOne is Duplicate or Gap for a change that is not cur+1.
+func classifyOne(seq, cur uint64) ApplyResult {
+	if seq <= cur {
+		return Duplicate
+	}
+	return Gap
 }
 
 func (ch *Change) validate() error {

@@ -218,6 +218,26 @@ func TestRunsShareTransactions(t *testing.T) {
 	}
 }
 
+// Changes that arrive ahead of a missing one are held, then applied as
+// one run when it comes: not a transaction each.
+func TestHeldChangesApplyAsARun(t *testing.T) {
+	const n = 100
+	f := startWith(t, func(f *fixture) {
+		for i := 2; i <= n; i++ {
+			f.send(t, profile(uint64(i), fmt.Sprint("c", i), agenttest.Card(i)))
+		}
+		f.send(t, profile(1, "c1", agenttest.Card(1)))
+	})
+	f.waitCursor(t, n)
+	f.settle()
+	if st := f.d.Stats(); st.Applied != n || st.Held != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if txs := f.ap.txs.Load(); txs > 4 {
+		t.Fatalf("%d changes, %d of them held, in %d transactions", n, n-1, txs)
+	}
+}
+
 // A gap holds the change back and asks for what is missing; when it
 // arrives, both apply in order.
 func TestGapHeldAndResynced(t *testing.T) {

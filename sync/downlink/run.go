@@ -113,10 +113,19 @@ func (s *state) handle(ctx context.Context, kind wire.TopicKind, m link.Message)
 
 // applyRun applies changes in order, as apply would one by one, in as
 // few transactions as the agent's ApplyRun allows: one fsync for a run
-// of a sync reply or of a burst of the stream, not one per change. A
+// of a sync reply or of a burst of the stream, not one per change. Then
+// the held changes that now follow the cursor.
+func (s *state) applyRun(ctx context.Context, chs []wire.Change) {
+	if s.applyAll(ctx, chs) {
+		s.drainHeld(ctx)
+	}
+}
+
+// applyAll applies chs in runs and reports whether any was applied. A
 // change that fails (bad, or the disk) goes through apply alone, which
 // says why as it always has.
-func (s *state) applyRun(ctx context.Context, chs []wire.Change) {
+func (s *state) applyAll(ctx context.Context, chs []wire.Change) bool {
+	applied := false
 	run := make([]agent.Change, 0, min(len(chs), agent.MaxRun))
 	for len(chs) > 0 {
 		run = run[:0]
@@ -135,28 +144,25 @@ func (s *state) applyRun(ctx context.Context, chs []wire.Change) {
 			}
 		}
 		if len(res) == 0 {
-			s.apply(ctx, chs[0])
+			applied = s.apply(ctx, chs[0]) || applied
 			chs = chs[1:]
 			continue
 		}
-		applied := false
 		for i, r := range res {
 			applied = s.applied(ctx, chs[i], r) || applied
 		}
 		chs = chs[len(res):]
-		if applied {
-			s.drainHeld(ctx)
-		}
 	}
+	return applied
 }
 
-// apply applies one change of the stream or of a run.
-func (s *state) apply(ctx context.Context, ch wire.Change) {
+// apply applies one change and reports whether it was.
+func (s *state) apply(ctx context.Context, ch wire.Change) bool {
 	ac, err := s.convert(ch)
 	if err != nil {
 		s.seen(ch)
 		s.reject("bad_change", err)
-		return
+		return false
 	}
 	res, err := s.ap.Apply(ctx, ac)
 	switch {
@@ -168,9 +174,10 @@ func (s *state) apply(ctx context.Context, ch wire.Change) {
 		s.seen(ch)
 		s.log.Error("apply change", "seq", ch.Seq, "err", err)
 		s.gap = true
-	case s.applied(ctx, ch, res):
-		s.drainHeld(ctx)
+	default:
+		return s.applied(ctx, ch, res)
 	}
+	return false
 }
 
 // seen notes a change from the central in the stats.
@@ -208,7 +215,7 @@ func (s *state) hold(ctx context.Context, ch wire.Change) {
 	}
 }
 
-// drainHeld applies held changes that now follow the cursor.
+// drainHeld applies held changes that now follow the cursor, as runs.
 func (s *state) drainHeld(ctx context.Context) {
 	for {
 		cur, err := s.ap.Cursor()
@@ -220,14 +227,21 @@ func (s *state) drainHeld(ctx context.Context) {
 				delete(s.held, seq)
 			}
 		}
+		var run []wire.Change
+		for seq := cur + 1; ; seq++ {
+			ch, ok := s.held[seq]
+			if !ok {
+				break
+			}
+			delete(s.held, seq)
+			run = append(run, ch)
+		}
 		s.count(func(st *Stats) { st.Held = len(s.held) })
-		next, ok := s.held[cur+1]
-		if !ok {
+		if len(run) == 0 {
 			s.gap = len(s.held) > 0
 			return
 		}
-		delete(s.held, cur+1)
-		s.apply(ctx, next)
+		s.applyAll(ctx, run)
 	}
 }
 
