@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/storeagent/storeagent/agent/consent"
+	"github.com/storeagent/storeagent/store"
 )
 
 // ApplyRun over a stream does what Apply does change by change: the same
@@ -148,6 +149,42 @@ func sameState(t *testing.T, a, b *fixture) {
 			if !reflect.DeepEqual(ia, ib) || (errA == nil) != (errB == nil) {
 				t.Fatalf("customer %d, %s: one by one %+v %v; by runs %+v %v", i, p.Name, ia, errA, ib, errB)
 			}
+		}
+	}
+}
+
+// A change that fails inside the transaction (here: the record it updates
+// is damaged on disk) ends the run before it: the changes before it are
+// applied, it fails alone when it comes first, and nothing after it is
+// lost to the failure.
+func TestApplyRunStopsBeforeAFailingChange(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.seedCustomer(t, "cust-1", benchCard(1), "ada@example.com", map[string]consent.Status{"loyalty": consent.Granted})
+	cur, _ := f.a.Cursor()
+	if err := f.db.Update(func(tx *store.Tx) error {
+		return f.a.live(tx).profiles().Put(f.a.pkey("cust-1"), []byte("damaged"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	profile := func(seq uint64, id string, card int) Change {
+		return Change{Seq: seq, Kind: ChangeProfile, Profile: id, Version: seq, Expires: f.a.now() + 3_600_000,
+			Idents: [][]byte{identHash("loyalty", benchCard(card))}, Attrs: []Attribute{{Name: "tier", Purpose: "loyalty", Value: "gold"}}}
+	}
+	run := []Change{profile(cur+1, "cust-2", 2), profile(cur+2, "cust-3", 3), profile(cur+3, "cust-1", 1), profile(cur+4, "cust-4", 4)}
+	res, err := f.a.ApplyRun(ctx, run)
+	if err != nil || len(res) != 2 || res[0] != Applied || res[1] != Applied {
+		t.Fatalf("first run: %v %v, want the two changes before the damaged record applied", res, err)
+	}
+	if _, err := f.a.ApplyRun(ctx, run[2:]); err == nil {
+		t.Fatal("the change on the damaged record applied")
+	}
+	if c, _ := f.a.Cursor(); c != cur+2 {
+		t.Fatalf("cursor %d, want %d", c, cur+2)
+	}
+	for _, card := range []int{2, 3} {
+		if id, _ := f.a.Identify(ctx, IdentifyRequest{Scan: benchCard(card), Purpose: "analytics"}); !id.Known {
+			t.Fatalf("customer of card %d unknown after the first run", card)
 		}
 	}
 }

@@ -92,8 +92,9 @@ const MaxRun = 512
 // gap) costs none. It stops after a policy change (what follows must be
 // read under the new policy), before a change that fails validation, and
 // after MaxRun; the caller passes the rest again. A change that fails
-// validation first, or any failure inside the transaction, returns an
-// error and applies nothing.
+// validation, or fails inside the transaction (a damaged record, the
+// disk), ends the run before it; when it is the first, ApplyRun returns
+// its error and applies nothing.
 func (a *Agent) ApplyRun(ctx context.Context, chs []Change) ([]ApplyResult, error) {
 	n := min(len(chs), MaxRun)
 	for i := range n {
@@ -116,18 +117,20 @@ func (a *Agent) ApplyRun(ctx context.Context, chs []Change) ([]ApplyResult, erro
 		results   []ApplyResult
 		newPolicy *consent.Policy
 		applied   uint64
+		failed    int // the index of the change that failed in the transaction
 	)
 	err = a.db.Update(func(tx *store.Tx) error {
 		results, newPolicy, applied = results[:0], nil, 0
 		start := tx.MetaUint(metaCursor)
 		cur := start
-		for _, ch := range chs[:n] {
+		for i, ch := range chs[:n] {
 			if ch.Seq != cur+1 {
 				results = append(results, classifyOne(ch.Seq, cur))
 				continue
 			}
 			p, err := a.applyChange(tx, ch)
 			if err != nil {
+				failed = i
 				return fmt.Errorf("apply change %d (%s): %w", ch.Seq, ch.Kind, err)
 			}
 			results = append(results, Applied)
@@ -143,6 +146,11 @@ func (a *Agent) ApplyRun(ctx context.Context, chs []Change) ([]ApplyResult, erro
 		return tx.SetMetaUint(metaCursor, cur)
 	})
 	if err != nil {
+		if failed > 0 {
+			// The changes before it go through without it; it comes
+			// first in the caller's next run, and fails alone there.
+			return a.ApplyRun(ctx, chs[:failed])
+		}
 		return nil, err
 	}
 	if newPolicy != nil {
