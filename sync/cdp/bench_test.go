@@ -69,7 +69,7 @@ func fillBacklog(b *testing.B, db *store.DB, n int) {
 func BenchmarkDrain(b *testing.B) {
 	for range b.N {
 		broker := brokertest.Start(b, "set_tcp_nodelay true")
-		base := baselineRate(b, broker.URL, 3000)
+		base := baselineRate(b, broker.URL, 10_000)
 		naive := naiveDrainRate(b, broker.URL, 2000)
 		reportDrain(b, drainRate(b, broker.URL, broker.URL, 200_000), naive, base)
 	}
