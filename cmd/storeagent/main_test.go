@@ -4,18 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/storeagent/storeagent/devices/localapi"
 	"github.com/storeagent/storeagent/store"
+	"github.com/storeagent/storeagent/store/storetest"
 )
 
 // TestMain lets the tests run this package's main as a real child process.
@@ -34,27 +35,8 @@ func agentCmd(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// syncBuffer is a log buffer written by a reader goroutine and read by the
-// test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) WriteString(v string) {
-	s.mu.Lock()
-	s.b.WriteString(v)
-	s.mu.Unlock()
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startAgent starts the daemon and waits for its "started" log line.
-func startAgent(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
+func startAgent(t *testing.T, args ...string) (*exec.Cmd, *storetest.LogBuffer) {
 	t.Helper()
 	cmd := agentCmd(args...)
 	pr, pw := io.Pipe()
@@ -63,12 +45,12 @@ func startAgent(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	log := &syncBuffer{}
+	log := &storetest.LogBuffer{}
 	started := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
+			fmt.Fprintln(log, sc.Text())
 			if strings.Contains(sc.Text(), "storeagent started") {
 				close(started)
 			}

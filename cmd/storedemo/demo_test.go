@@ -6,28 +6,11 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/storeagent/storeagent/store/storetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the parts' concurrent loggers.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDemo plays the whole day in-process, as `make demo` does, and checks
 // that every step passed, that the central's record is complete and in
@@ -40,7 +23,7 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	logs := &syncBuffer{}
+	logs := &storetest.LogBuffer{}
 	start := time.Now()
 	d, err := run(ctx, &out, options{Logs: logs, Customers: 200})
 	took := time.Since(start)

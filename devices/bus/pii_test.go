@@ -7,13 +7,14 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/storeagent/storeagent/store/storetest"
 )
 
 // Invariant 10: whatever devices send, right or wrong, no log line (the
 // broker's included, at every level) and no error answer holds a seeded
 // customer's e-mail, name or loyalty number.
 func TestNoPersonalDataInLogsOrErrorAnswers(t *testing.T) {
-	var logs logBuffer
+	var logs storetest.LogBuffer
 	f := newFixture(t)
 	f.seedBoth(t)
 	b := startBus(t, embeddedConfig(t), f.a, debugLogger(&logs))
@@ -100,7 +101,7 @@ func TestNoPersonalDataInLogsOrErrorAnswers(t *testing.T) {
 // The broker's own log lines keep only allowlisted attributes: mochi puts
 // whole packets, payload included, in some of them.
 func TestBrokerLogAllowlist(t *testing.T) {
-	var logs logBuffer
+	var logs storetest.LogBuffer
 	h := &brokerLog{next: slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}), minLevel: slog.LevelDebug,
 		isDevice: func(id string) bool { return id == "speaker-1" }}
 	log := slog.New(h).With("client", email, "listener", "devices")
@@ -117,7 +118,7 @@ func TestBrokerLogAllowlist(t *testing.T) {
 			t.Fatalf("log lost %q:\n%s", want, out)
 		}
 	}
-	var quiet logBuffer
+	var quiet storetest.LogBuffer
 	warnOnly := slog.New(&brokerLog{next: slog.NewTextHandler(&quiet, &slog.HandlerOptions{Level: slog.LevelDebug}), minLevel: slog.LevelWarn, isDevice: h.isDevice})
 	warnOnly.Info("mochi mqtt starting")
 	warnOnly.Warn("", "error", "EOF")

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,24 +52,6 @@ func testPolicy() consent.Policy {
 	}
 }
 
-// logBuffer collects log output from every goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fakeStatus stands for the daemon's status source.
 type fakeStatus struct{}
 
@@ -90,7 +71,7 @@ type fixture struct {
 	a    *agent.Agent
 	db   *store.DB
 	srv  *localapi.Server
-	logs *logBuffer
+	logs *storetest.LogBuffer
 	sock string // the unix socket
 	addr string // the loopback TCP address
 }
@@ -105,7 +86,7 @@ type fixtureOpts struct {
 // socket and a loopback TCP port, all stopped and checked at cleanup.
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
-	f := &fixture{logs: &logBuffer{}}
+	f := &fixture{logs: &storetest.LogBuffer{}}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o.store.Logger = log
 	f.db = storetest.Open(t, o.store)

@@ -3,7 +3,6 @@
 package scanner_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/storeagent/storeagent/devices/scanner"
+	"github.com/storeagent/storeagent/store/storetest"
 )
 
 // The daemon wires the agent in through this interface.
@@ -36,7 +36,7 @@ func testConfig(path string) scanner.Config {
 type running struct {
 	*scanner.Scanner
 	scans <-chan scanner.Scan
-	logs  *lockedBuffer
+	logs  *storetest.LogBuffer
 	stop  func() // cancels Run and waits for it; idempotent
 }
 
@@ -53,7 +53,7 @@ func startScanner(t *testing.T, cfg scanner.Config, h scanner.Handler) *running 
 			}
 		})
 	}
-	logs := &lockedBuffer{}
+	logs := &storetest.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sc, err := scanner.New(cfg, h, log)
 	if err != nil {
@@ -361,22 +361,4 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if _, err := scanner.New(testConfig("/dev/ttyUSB0"), nil, nil); err == nil {
 		t.Fatal("New with a nil handler: no error")
 	}
-}
-
-// lockedBuffer is a log sink the test can read while the scanner writes.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,6 +1,8 @@
 // Package storetest opens real store files for tests, the way bbolt's
 // internal/btesting does: a fresh file in t.TempDir(), closed and checked
-// for consistency by bbolt's own checker when the test ends.
+// for consistency by bbolt's own checker when the test ends. It also holds
+// the log sink every package's tests share (LogBuffer): every test of the
+// project that needs one already reaches this package.
 package storetest
 
 import (

@@ -10,13 +10,14 @@ import (
 
 	"github.com/storeagent/storeagent/cmd/storectl/cli"
 	"github.com/storeagent/storeagent/store"
+	"github.com/storeagent/storeagent/store/storetest"
 )
 
 // runCLI runs storectl with no daemon anywhere: a config of its own whose
 // state directory holds what setup put there.
 func runCLI(t *testing.T, args ...string) result {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb storetest.LogBuffer
 	code := cli.Run(context.Background(), args, cli.Options{Version: "test", Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }

@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -28,6 +27,7 @@ import (
 	"github.com/storeagent/storeagent/devices/localapi"
 	firmwareconfig "github.com/storeagent/storeagent/firmware-config"
 	"github.com/storeagent/storeagent/store"
+	"github.com/storeagent/storeagent/store/storetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -91,24 +91,6 @@ const (
 	badCard = "79927398710" // Ada's card with a wrong check digit
 )
 
-// syncBuffer is written by one goroutine and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // site is one device: a config, a state directory with its keys, a socat
 // pty pair standing in for a serial scanner, and the daemon when started.
 type site struct {
@@ -123,7 +105,7 @@ type site struct {
 	ptyB      string // the port the daemon (or storectl) reads
 	socat     *exec.Cmd
 	daemon    *exec.Cmd
-	daemonLog *syncBuffer
+	daemonLog *storetest.LogBuffer
 	anon      string // Grace's anonymous id, from her enrolment
 	outputs   []string
 }
@@ -242,7 +224,7 @@ func (s *site) startDaemon() {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s.daemon, s.daemonLog = cmd, &syncBuffer{}
+	s.daemon, s.daemonLog = cmd, &storetest.LogBuffer{}
 	t.Cleanup(func() {
 		if s.daemon != nil {
 			s.daemon.Process.Kill()
@@ -406,7 +388,7 @@ func (s *site) run(args ...string) result {
 // runIn is run with stdin.
 func (s *site) runIn(stdin string, args ...string) result {
 	s.t.Helper()
-	var out, errb syncBuffer
+	var out, errb storetest.LogBuffer
 	code := cli.Run(context.Background(), append([]string{"--config", s.cfgPath}, args...),
 		cli.Options{Version: "test", Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb})
 	r := result{code: code, stdout: out.String(), stderr: errb.String()}
@@ -418,7 +400,7 @@ func (s *site) runIn(stdin string, args ...string) result {
 // one at a time, each once the previous one was shown.
 func (s *site) scan(frames []string, args ...string) result {
 	s.t.Helper()
-	var out, errb syncBuffer
+	var out, errb storetest.LogBuffer
 	args = append([]string{"--config", s.cfgPath, "scan", "--port", "till-1", "--count", fmt.Sprint(len(frames))}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
