@@ -22,12 +22,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/storeagent/storeagent/agent"
 	"github.com/storeagent/storeagent/cmd/internal/logring"
+	"github.com/storeagent/storeagent/cmd/internal/support"
 	"github.com/storeagent/storeagent/devices/bus"
 	"github.com/storeagent/storeagent/devices/localapi"
 	"github.com/storeagent/storeagent/devices/scanner"
@@ -185,15 +185,8 @@ func (d *daemon) buildAPI(cfg *firmwareconfig.Config, dir string, db *store.DB, 
 
 // serve runs every part until ctx ends, and returns once all have stopped.
 func (d *daemon) serve(ctx context.Context) error {
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	start := func(run func(context.Context) error) {
-		wg.Go(func() {
-			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- err
-			}
-		})
-	}
+	parts := support.NewParts(ctx)
+	start := parts.Go
 	start(d.ag.Run)
 	if d.link != nil {
 		start(d.link.Run)
@@ -208,13 +201,7 @@ func (d *daemon) serve(ctx context.Context) error {
 		start(func(ctx context.Context) error { return d.api.Run(ctx, ln) })
 	}
 	start(d.metrics.run)
-	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
-	return errors.Join(all...)
+	return parts.Wait()
 }
 
 // loadTenantKey loads the key identifiers are hashed with. The default path

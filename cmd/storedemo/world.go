@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/storeagent/storeagent/agent"
@@ -207,15 +206,8 @@ func (w *world) buildTill(cfg *firmwareconfig.Config) error {
 // cancels and waits for.
 func (w *world) runAgent(ctx context.Context, api *localapi.Server, lns []net.Listener) {
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	errs := make(chan error, 4+len(lns))
-	start := func(run func(context.Context) error) {
-		wg.Go(func() {
-			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- err
-			}
-		})
-	}
+	parts := support.NewParts(ctx)
+	start := parts.Go
 	start(w.ag.Run)
 	start(w.link.Run)
 	start(w.till.Run)
@@ -224,13 +216,7 @@ func (w *world) runAgent(ctx context.Context, api *localapi.Server, lns []net.Li
 	}
 	w.stopAg = func() error {
 		cancel()
-		wg.Wait()
-		close(errs)
-		var all []error
-		for err := range errs {
-			all = append(all, err)
-		}
-		return errors.Join(all...)
+		return parts.Wait()
 	}
 }
 

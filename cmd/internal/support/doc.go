@@ -2,7 +2,8 @@
 // storectl, for the daemon (its technician routes) and for storectl itself
 // (reading a stopped agent's store): masked views of queued events, of one
 // customer (lookup) and of scans; the status of a stopped agent; the
-// configuration with secrets removed; and the support bundle.
+// configuration with secrets removed; and the support bundle. It also
+// runs a daemon's parts (Parts), for the daemon and the in-process demo.
 //
 // # Masking
 //
