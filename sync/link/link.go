@@ -290,11 +290,11 @@ func (l *Link) Publish(ctx context.Context, topic string, payload []byte, retain
 // message per round trip to the broker (on a link with 50 ms to the
 // broker, 20 batches a second, whatever the window). Messages sent in turn
 // leave in that order on the one connection. It fails at once with
-// ErrOffline when there is no connection; a publish that fails later (the
-// connection ends before its PUBACK) is logged, and the caller's own
-// timeout or the reconnect re-sends it.
+// ErrOffline when there is no connection; a publish lost later (the
+// connection ends before its PUBACK) is the connection's loss, logged as
+// such, and the caller's own timeout or the reconnect re-sends it.
 func (l *Link) Send(topic string, payload []byte) error {
-	tok, gone, err := l.publish(topic, payload, false)
+	tok, _, err := l.publish(topic, payload, false)
 	if err != nil {
 		return err
 	}
@@ -302,17 +302,8 @@ func (l *Link) Send(topic string, payload []byte) error {
 	case <-tok.Done():
 		return tok.Error() // acked already, or refused before it left
 	default:
+		return nil
 	}
-	go func() {
-		select {
-		case <-tok.Done():
-			if err := tok.Error(); err != nil {
-				l.log.Debug("publish failed after it left", "topic", topic, "err", err)
-			}
-		case <-gone: // the connection ended first: see Publish
-		}
-	}()
-	return nil
 }
 
 // publish hands payload to the current connection's client.
