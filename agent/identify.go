@@ -74,12 +74,8 @@ func (a *Agent) identify(ctx context.Context, req IdentifyRequest) (Identity, er
 	var view profileView
 	var known bool
 	err = a.db.View(func(tx *store.Tx) error {
-		c := a.live(tx)
-		pk, err := c.idents().Peek(hash[:]) // valid in this transaction
-		if err != nil || pk == nil {
-			return err
-		}
-		known, err = c.view(pk, pol, req.Purpose, &view)
+		var err error
+		known, err = a.live(tx).view(hash[:], pol, req.Purpose, &view)
 		return err
 	})
 	if err != nil {

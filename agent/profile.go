@@ -16,6 +16,7 @@ const (
 	metaCursor    = "agent.change_cursor" // last central change applied
 	metaCountBase = "agent.cache_count."  // + generation: profiles held
 	pkeyLen       = 16
+	identLen      = 32 // an identifier's keyed hash
 )
 
 // Attribute is one attribute of a profile slice.
@@ -101,18 +102,106 @@ func (a *Agent) live(tx *store.Tx) *cache {
 // generation.
 type liveMark struct{ gen, since uint64 }
 
+// The cache's layout. A profile's record is sealed at its home: the entry
+// of its first identifier in idents, so that a scan of that identifier
+// (the loyalty card at the till) finds the record in one lookup; or its
+// profile key in profiles when it has no identifier.
+//
+//	idents[h]      = pkey (pkeyLen bytes, clear)  h identifies the profile at pkey, its record is elsewhere
+//	idents[h]      = sealed(pkey || record)       h is the home of pkey's record
+//	profiles[pkey] = sealed(record)               the record is here (a CBOR map)
+//	profiles[pkey] = sealed(homeTag || h)         the record is at idents[h]
+//
+// A sealed value is never pkeyLen bytes (the seal alone adds more), and a
+// record is a CBOR map, whose first byte is never homeTag. A store written
+// before homes (every record under its pkey) reads the same way.
+const homeTag = 0x00
+
 // get returns the record at pkey, or nil.
 func (c *cache) get(pkey []byte) (*profileRec, error) {
-	raw, err := c.profiles().GetSealed(pkey)
+	raw, err := c.record(nil, pkey)
 	if err != nil || raw == nil {
 		return nil, err
 	}
 	return c.unmarshal(pkey, raw)
 }
 
-// decode opens and decodes a sealed record read by a walk of the bucket.
+// record appends the opened record of the profile at pkey to dst and
+// returns it, or nil when there is none.
+func (c *cache) record(dst, pkey []byte) ([]byte, error) {
+	plain, err := c.profiles().GetSealedTo(dst, pkey)
+	if err != nil || plain == nil {
+		return nil, err
+	}
+	return c.follow(pkey, plain)
+}
+
+// follow returns the record that plain, the opened profiles value of pkey,
+// is or points to.
+func (c *cache) follow(pkey, plain []byte) ([]byte, error) {
+	if len(plain) == 0 || plain[0] != homeTag {
+		return plain, nil
+	}
+	var home [identLen]byte // plain's room is reused for the record
+	if len(plain) != 1+identLen {
+		return nil, &store.CorruptError{Bucket: store.CacheBucket(store.BucketProfiles, c.gen), Key: pkey,
+			Err: errors.New("malformed home pointer")}
+	}
+	copy(home[:], plain[1:])
+	v, err := c.idents().Peek(home[:])
+	if err != nil {
+		return nil, err
+	}
+	if len(v) <= pkeyLen { // gone, or a pointer back: never followed
+		return nil, &store.CorruptError{Bucket: store.CacheBucket(store.BucketProfiles, c.gen), Key: pkey,
+			Err: errors.New("points to a home that holds no record")}
+	}
+	owner, rec, err := c.openHome(plain[:0], home[:], v)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(owner, pkey) {
+		return nil, &store.CorruptError{Bucket: store.CacheBucket(store.BucketProfiles, c.gen), Key: pkey,
+			Err: errors.New("points to a home that holds another profile")}
+	}
+	return rec, nil
+}
+
+// atIdent returns the profile key identifier h maps to and, appended to
+// dst, that profile's opened record; nil, nil when h is unknown.
+func (c *cache) atIdent(dst, h []byte) (owner, rec []byte, err error) {
+	v, err := c.idents().Peek(h) // valid in this transaction
+	if err != nil || v == nil {
+		return nil, nil, err
+	}
+	if len(v) == pkeyLen {
+		rec, err := c.record(dst, v)
+		return v, rec, err
+	}
+	return c.openHome(dst, h, v)
+}
+
+// openHome opens v, the value of home entry h, appending it to dst.
+func (c *cache) openHome(dst, h, v []byte) (owner, rec []byte, err error) {
+	plain, err := c.idents().OpenTo(dst, h, v)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(plain) <= pkeyLen {
+		return nil, nil, &store.CorruptError{Bucket: store.CacheBucket(store.BucketIdents, c.gen), Key: h,
+			Err: errors.New("home entry without a record")}
+	}
+	return plain[:pkeyLen], plain[pkeyLen:], nil
+}
+
+// decode opens and decodes a sealed value read by a walk of the profiles
+// bucket.
 func (c *cache) decode(pkey, sealed []byte) (*profileRec, error) {
-	raw, err := c.profiles().Open(pkey, sealed)
+	plain, err := c.profiles().Open(pkey, sealed)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := c.follow(pkey, plain)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +217,14 @@ func (c *cache) unmarshal(pkey, raw []byte) (*profileRec, error) {
 }
 
 // lookup returns the profile key an identifier hash maps to, or nil.
-func (c *cache) lookup(hash []byte) ([]byte, error) { return c.idents().Get(hash) }
+func (c *cache) lookup(hash []byte) ([]byte, error) {
+	v, err := c.idents().Peek(hash)
+	if err != nil || v == nil || len(v) == pkeyLen {
+		return bytes.Clone(v), err
+	}
+	owner, _, err := c.openHome(nil, hash, v)
+	return owner[:len(owner):len(owner)], err
+}
 
 // put writes rec at pkey, filtering its attributes to what the policy
 // permits (the cache never holds more), indexing its identifiers and its
@@ -151,23 +247,31 @@ func (c *cache) put(pkey []byte, rec *profileRec, old *profileRec) error {
 	return nil
 }
 
-// write stores rec and its index entries, filtered; it neither evicts nor
-// counts (put does; a snapshot counts for itself).
+// write stores rec at its home, and its index entries, filtered; it
+// neither evicts nor counts (put does; a snapshot counts for itself). An
+// identifier that another profile's record calls home is taken over: that
+// record moves under its profile key first.
 func (c *cache) write(pkey []byte, rec *profileRec) error {
 	c.a.markDirty(pkey)
 	rec.V = 1
 	rec.Attrs = permittedAttrs(c.pol, rec)
+	rec.Idents = distinct(rec.Idents)
 	b, err := store.MarshalRecord(rec)
 	if err != nil {
 		return err
 	}
-	if err := c.profiles().PutSealed(pkey, b); err != nil {
-		return err
-	}
 	for _, h := range rec.Idents {
-		if err := c.idents().Put(h, pkey); err != nil {
+		if err := c.takeOver(h, pkey); err != nil {
 			return err
 		}
+	}
+	if len(rec.Idents) == 0 {
+		err = c.profiles().PutSealed(pkey, b)
+	} else {
+		err = c.writeHomed(pkey, rec.Idents, b)
+	}
+	if err != nil {
+		return err
 	}
 	if rec.Expires > 0 {
 		return c.expiry().Put(expiryKey(rec.Expires, pkey), nil)
@@ -175,13 +279,54 @@ func (c *cache) write(pkey []byte, rec *profileRec) error {
 	return nil
 }
 
-// unindex removes the index entries of old that rec no longer has.
+// writeHomed stores the record b at its first identifier, a pointer to it
+// at pkey, and pkey at its other identifiers.
+func (c *cache) writeHomed(pkey []byte, idents [][]byte, b []byte) error {
+	home := idents[0]
+	if err := c.idents().PutSealed(home, slices.Concat(pkey, b)); err != nil {
+		return err
+	}
+	if err := c.profiles().PutSealed(pkey, slices.Concat([]byte{homeTag}, home)); err != nil {
+		return err
+	}
+	for _, h := range idents[1:] {
+		if err := c.idents().Put(h, pkey); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeOver makes identifier h free for pkey: a record of another profile
+// homed at h moves under that profile's key, which keeps it whole.
+func (c *cache) takeOver(h, pkey []byte) error {
+	v, err := c.idents().Peek(h)
+	if err != nil || v == nil || len(v) == pkeyLen {
+		return err
+	}
+	owner, rec, err := c.openHome(nil, h, v)
+	if err != nil || bytes.Equal(owner, pkey) {
+		return err // its own home
+	}
+	return c.profiles().PutSealed(owner, rec)
+}
+
+// unindex removes the index entries of old that rec no longer has. An
+// identifier the central has since given to another profile stays theirs.
 func (c *cache) unindex(pkey []byte, old, rec *profileRec) error {
 	for _, h := range old.Idents {
-		if !slices.ContainsFunc(rec.Idents, func(x []byte) bool { return bytes.Equal(x, h) }) {
-			if err := c.idents().Delete(h); err != nil {
-				return err
-			}
+		if slices.ContainsFunc(rec.Idents, func(x []byte) bool { return bytes.Equal(x, h) }) {
+			continue
+		}
+		owner, err := c.lookup(h)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(owner, pkey) {
+			continue
+		}
+		if err := c.idents().Delete(h); err != nil {
+			return err
 		}
 	}
 	if old.Expires > 0 && old.Expires != rec.Expires {
@@ -200,6 +345,17 @@ func (c *cache) del(pkey []byte, rec *profileRec) error {
 		return err
 	}
 	return c.addCount(-1)
+}
+
+// distinct is idents without repeats, in first-seen order.
+func distinct(idents [][]byte) [][]byte {
+	out := idents[:0:0]
+	for _, h := range idents {
+		if !slices.ContainsFunc(out, func(x []byte) bool { return bytes.Equal(x, h) }) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 func (c *cache) count() uint64 { return c.tx.MetaUint(fmt.Sprint(metaCountBase, c.gen%2)) }

@@ -95,17 +95,15 @@ var errGeneral = errors.New("profile record needs the general decoder")
 // readBufs recycles the buffers profiles are opened into.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// view reads the profile at pkey for purpose into v, its statuses aligned
-// with pol (the policy the answer will be made under: pass the same); ok is
-// false when there is none.
-func (c *cache) view(pkey []byte, pol *consent.Policy, purpose string, v *profileView) (ok bool, err error) {
+// view reads the profile identifier hash maps to, for purpose, into v, its
+// statuses aligned with pol (the policy the answer will be made under:
+// pass the same); ok is false when hash is unknown. A profile homed at hash
+// takes one lookup.
+func (c *cache) view(hash []byte, pol *consent.Policy, purpose string, v *profileView) (ok bool, err error) {
 	bp := readBufs.Get().(*[]byte)
-	raw, err := c.profiles().GetSealedTo((*bp)[:0], pkey)
+	owner, raw, err := c.atIdent((*bp)[:0], hash)
 	defer func() {
-		clear(raw) // no customer's record lingers in the pool
-		if raw != nil && cap(raw) <= 64<<10 {
-			*bp = raw[:0]
-		}
+		clear(raw) // no customer's record lingers in the pool (one that outgrew the buffer is the GC's)
 		readBufs.Put(bp)
 	}()
 	if err != nil || raw == nil {
@@ -114,7 +112,7 @@ func (c *cache) view(pkey []byte, pol *consent.Policy, purpose string, v *profil
 	if err := readView(raw, pol, purpose, v); err == nil {
 		return true, nil
 	}
-	rec, err := c.unmarshal(pkey, raw)
+	rec, err := c.unmarshal(owner, raw)
 	if err != nil {
 		return false, err
 	}

@@ -187,8 +187,9 @@ func TestIdentifyFallsBackToGeneralDecoder(t *testing.T) {
 	for i := range 70 {
 		pol.Purposes = append(pol.Purposes, consent.Purpose{Name: fmt.Sprintf("extra%d", i), Basis: consent.BasisConsent})
 	}
+	card := identHash("loyalty", "79927398713")
 	rec := &profileRec{V: 1, ID: "c1", Consent: map[string]consent.Entry{"extra69": {Status: consent.Granted, At: 1, Source: consent.Central}},
-		Attrs: []Attribute{{Name: "n", Purpose: "extra69", Value: uint64(7)}}}
+		Attrs: []Attribute{{Name: "n", Purpose: "extra69", Value: uint64(7)}}, Idents: [][]byte{card}}
 	raw, err := store.MarshalRecord(rec)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +215,7 @@ func TestIdentifyFallsBackToGeneralDecoder(t *testing.T) {
 	}
 	err = f.db.View(func(tx *store.Tx) error {
 		var got profileView
-		ok, err := f.a.live(tx).view(pk, &pol, "extra69", &got)
+		ok, err := f.a.live(tx).view(card, &pol, "extra69", &got)
 		if err != nil || !ok || !sameView(&got, &want) {
 			t.Fatalf("view through the cache: %v %v %+v, want %+v", ok, err, got, want)
 		}

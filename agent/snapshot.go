@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/storeagent/storeagent/agent/consent"
 	"github.com/storeagent/storeagent/agent/event"
@@ -32,8 +33,9 @@ type Snapshot struct {
 	n      uint64          // profiles written to the staging generation
 
 	profiles, idents, expiry *store.Loader
-	liveAfter                []byte // the live key the carry walk last passed
-	live                     *cache // the live generation in the current merge transaction
+	liveAfter                []byte   // the live key the carry walk last passed
+	live                     *cache   // the live generation in the current merge transaction
+	displaced                [][]byte // home records the identifier being merged no longer keeps
 }
 
 // Loader ids of a snapshot's three bulk loads.
@@ -59,7 +61,10 @@ func (a *Agent) BeginSnapshot(ctx context.Context, to uint64) (*Snapshot, error)
 	if err != nil {
 		return nil, fmt.Errorf("begin snapshot: %w", err)
 	}
-	if s.idents, err = a.db.NewLoader(loadIdents, store.CacheBucket(store.BucketIdents, s.gen), store.LoadOptions{}); err != nil {
+	s.idents, err = a.db.NewLoader(loadIdents, store.CacheBucket(store.BucketIdents, s.gen), store.LoadOptions{
+		Merge: s.displace, Final: s.settle,
+	})
+	if err != nil {
 		return nil, fmt.Errorf("begin snapshot: %w", err)
 	}
 	if s.expiry, err = a.db.NewLoader(loadExpiry, store.CacheBucket(store.BucketExpiry, s.gen), store.LoadOptions{}); err != nil {
@@ -206,22 +211,73 @@ func (s *Snapshot) final(tx *store.Tx, pk, val []byte) ([]byte, error) {
 }
 
 // index filters rec by the snapshot's policy, buffers its index entries
-// and counts it; it returns the record to store.
+// (the record itself, sealed, at its home: see homeTag) and counts it; it
+// returns what to store at pk.
 func (s *Snapshot) index(pk []byte, rec *profileRec) ([]byte, error) {
 	rec.V = 1
 	rec.Attrs = permittedAttrs(s.policy, rec)
+	rec.Idents = distinct(rec.Idents)
 	b, err := store.MarshalRecord(rec)
 	if err != nil {
 		return nil, err
-	}
-	for _, h := range rec.Idents {
-		s.idents.Buffer(h, pk)
 	}
 	if rec.Expires > 0 {
 		s.expiry.Buffer(expiryKey(rec.Expires, pk), nil)
 	}
 	s.n++
-	return b, nil
+	if len(rec.Idents) == 0 {
+		return b, nil
+	}
+	if err := s.idents.BufferSealed(rec.Idents[0], slices.Concat(pk, b)); err != nil {
+		return nil, err
+	}
+	for _, h := range rec.Idents[1:] {
+		s.idents.Buffer(h, pk)
+	}
+	return slices.Concat([]byte{homeTag}, rec.Idents[0]), nil
+}
+
+// displace folds two entries of one identifier as a put would: the later
+// keeps it. A home record it displaces is kept aside for settle, which
+// moves it under its own profile key.
+func (s *Snapshot) displace(older, newer []byte) ([]byte, error) {
+	if len(older) > pkeyLen {
+		s.displaced = append(s.displaced, bytes.Clone(older))
+	}
+	return newer, nil
+}
+
+// settle runs once per identifier h of the load, in key order, inside the
+// merge transaction, after displace has folded its entries into val: the
+// records displaced from h go under their profile keys, where the pointer
+// to h stood.
+func (s *Snapshot) settle(tx *store.Tx, h, val []byte) ([]byte, error) {
+	if len(s.displaced) == 0 {
+		return val, nil
+	}
+	defer func() { s.displaced = s.displaced[:0] }()
+	next := s.a.cacheIn(tx, s.gen)
+	keeper := val
+	if len(val) > pkeyLen {
+		owner, _, err := next.openHome(nil, h, val)
+		if err != nil {
+			return nil, err
+		}
+		keeper = owner
+	}
+	for _, d := range s.displaced {
+		owner, rec, err := next.openHome(nil, h, d)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Equal(owner, keeper) {
+			continue
+		}
+		if err := next.profiles().PutSealed(owner, rec); err != nil {
+			return nil, err
+		}
+	}
+	return val, nil
 }
 
 // carryUntil walks the live generation from where it last stopped up to

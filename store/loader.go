@@ -93,6 +93,18 @@ func (l *Loader) Buffer(key, val []byte) {
 	l.bufSize += len(key) + len(val) + 56
 }
 
+// BufferSealed is Buffer of a value sealed now, bound to the target bucket
+// and key, for a loader whose other values are not sealed (Sealed seals
+// them all). It reads as a sealed value of the target once loaded.
+func (l *Loader) BufferSealed(key, val []byte) error {
+	sealed, err := l.db.seal.seal(l.target, key, val)
+	if err != nil {
+		return err
+	}
+	l.Buffer(key, sealed)
+	return nil
+}
+
 // FlushIfFull writes the buffer out as a run if it has reached its bound.
 func (l *Loader) FlushIfFull() error {
 	if l.bufSize >= loadRunBytes {

@@ -26,8 +26,8 @@ const (
 	// The profile cache comes in two generations (see CacheBucket), so a
 	// snapshot can be built beside the live cache and switched in one
 	// transaction.
-	BucketProfiles = "profiles" // profile key -> sealed profile record
-	BucketIdents   = "idents"   // keyed hash of an identifier -> profile key
+	BucketProfiles = "profiles" // profile key -> sealed profile record, or where it is (agent's homeTag)
+	BucketIdents   = "idents"   // keyed hash of an identifier -> profile key, or the sealed record it is home to
 	BucketExpiry   = "expiry"   // expiry time, profile key -> empty
 )
 

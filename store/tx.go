@@ -127,6 +127,12 @@ func (b *Bucket) Open(key, sealed []byte) ([]byte, error) {
 	return b.tx.db.seal.open(b.name, key, sealed)
 }
 
+// OpenTo is Open appending the plain value to dst: for a value read with
+// Peek on a hot path, opened into a buffer the caller reuses.
+func (b *Bucket) OpenTo(dst, key, sealed []byte) ([]byte, error) {
+	return b.tx.db.seal.openTo(dst, b.name, key, sealed)
+}
+
 // Delete removes key. Deleting an absent key is not an error.
 func (b *Bucket) Delete(key []byte) error {
 	if err := b.check(true); err != nil {
