@@ -8,7 +8,6 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/storeagent/storeagent/agent/event"
 	"github.com/storeagent/storeagent/sync/wire"
 )
 
@@ -95,8 +94,9 @@ type inbound struct {
 	done   chan struct{}
 	kind   wire.TopicKind
 	scope  wire.Scope
-	reason string // why the message is invalid, "" when it is not
-	batch  wire.EventBatch
+	reason string          // why the message is invalid, "" when it is not
+	batch  wire.EventBatch // the header: its events are in ids
+	ids    [][idSize]byte  // the batch's messageIds, in batch order
 	req    wire.SyncRequest
 	status wire.AgentStatus
 	// clear marks an empty retained status: an agent deleting its
@@ -165,7 +165,9 @@ func (c *Central) decode(in *inbound) {
 	payload := in.m.Payload()
 	switch kind {
 	case wire.TopicEvents:
-		in.batch, err = wire.DecodeEventBatch(payload)
+		// Every event is validated; only the ids are kept: the
+		// journal keeps the payload as received.
+		in.batch, in.ids, err = wire.DecodeEventBatchIDs(payload)
 		if err == nil && (in.batch.Agent != scope.Agent || in.batch.Store != scope.Store) {
 			in.reason = reasonScopeMismatch
 		}
@@ -239,7 +241,7 @@ func (c *Central) handle(ctx context.Context, g *group, in *inbound) bool {
 	case in.reason != "":
 		c.invalid(g, in.scope, in.at, in.reason)
 	case in.kind == wire.TopicEvents:
-		c.handleBatch(g, in.scope, in.batch, in.m.Payload(), in.at)
+		c.handleBatch(g, in.scope, in.batch, in.ids, in.m.Payload(), in.at)
 	case in.kind == wire.TopicSyncRequest:
 		c.record(g, journalRecord{Type: recSync, At: in.at, Store: in.scope.Store, Agent: in.scope.Agent, From: in.req.From})
 		g.syncs = append(g.syncs, syncJob{scope: in.scope, from: in.req.From})
@@ -263,7 +265,7 @@ func (c *Central) invalid(g *group, scope wire.Scope, at int64, reason string) {
 // [first, last] goes out after the commit. A batch with first beyond
 // lastAccepted+1 is a gap: counted, not recorded, not acknowledged; the
 // agent re-sends from its oldest unacknowledged batch.
-func (c *Central) handleBatch(g *group, scope wire.Scope, b wire.EventBatch, payload []byte, at int64) {
+func (c *Central) handleBatch(g *group, scope wire.Scope, b wire.EventBatch, ids [][idSize]byte, payload []byte, at int64) {
 	key := agentKey{scope.Store, scope.Agent}
 	prev := c.lastAccepted(key)
 	if b.First > prev+1 {
@@ -273,8 +275,8 @@ func (c *Central) handleBatch(g *group, scope wire.Scope, b wire.EventBatch, pay
 		return
 	}
 	rec := journalRecord{Type: recBatch, At: at, Store: scope.Store, Agent: scope.Agent,
-		First: b.First, Last: b.Last, Prev: prev, Events: uint32(len(b.Events))}
-	rec.New, rec.Dups, rec.OutOfOrder = c.classify(b, prev)
+		First: b.First, Last: b.Last, Prev: prev, Events: uint32(len(ids))}
+	rec.New, rec.Dups, rec.OutOfOrder = c.classify(b, ids, prev)
 	if len(rec.New) > 0 && !c.cfg.IDsOnly {
 		rec.Batch = payload
 	}
@@ -297,11 +299,10 @@ func (c *Central) handleBatch(g *group, scope wire.Scope, b wire.EventBatch, pay
 // batch that was merely re-chunked (old events first, then new ones) counts
 // zero, which the plain rule "every new event of an overlapping batch"
 // would not.
-func (c *Central) classify(b wire.EventBatch, prev uint64) (ids []byte, dups, outOfOrder uint32) {
-	ids = make([]byte, 0, len(b.Events)*idSize)
+func (c *Central) classify(b wire.EventBatch, batchIDs [][idSize]byte, prev uint64) (ids []byte, dups, outOfOrder uint32) {
+	ids = make([]byte, 0, len(batchIDs)*idSize)
 	newBeforeLastDup, newAfterLastDup := 0, 0
-	for _, e := range b.Events {
-		id, _ := event.ParseID(e.MessageID) // wire validated it
+	for _, id := range batchIDs {
 		if _, seen := c.seen[id]; seen {
 			dups++
 			newBeforeLastDup += newAfterLastDup

@@ -97,3 +97,50 @@ func BenchmarkEncodeEventBatch(b *testing.B) {
 		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 }
+
+// BenchmarkDecodeEventBatch measures what the central pays per event to
+// decode and validate a full batch from an agent (in full, and for the
+// header and messageIds only), against the library's plain unmarshal of
+// the same payload into generic values.
+func BenchmarkDecodeEventBatch(b *testing.B) {
+	batch := EventBatch{Agent: "pos-1", Store: "s1", First: 1, SentAt: testTime}
+	ids := event.IDs{}
+	for size := MaxEventBatchOverhead; ; {
+		e := sampleEvent()
+		e.MessageID = ids.Next()
+		n := len(must[[]byte](b)(EncodeEvent(e)))
+		if size+n > MaxEventBatchSize {
+			break
+		}
+		size += n
+		batch.Events = append(batch.Events, e)
+	}
+	batch.Last = uint64(len(batch.Events))
+	payload := must[[]byte](b)(EncodeEventBatch(batch))
+	n := float64(len(batch.Events))
+	b.Run("baseline-unmarshal", func(b *testing.B) {
+		for b.Loop() {
+			var m map[string]any
+			if err := cbor.Unmarshal(payload, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("decode", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := DecodeEventBatch(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("decode-ids", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := DecodeEventBatchIDs(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"testing"
 )
@@ -113,8 +114,15 @@ func addSeeds(f *testing.F, target string) {
 func FuzzDecodeEvent(f *testing.F) {
 	addSeeds(f, "FuzzDecodeEvent")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if e, err := DecodeEvent(data); err == nil {
+		e, err := DecodeEvent(data)
+		if err == nil {
 			checkAccepted(t, e, EncodeEvent, DecodeEvent)
+		}
+		// The in-place check takes only what DecodeEvent accepts.
+		if id, ok := checkEvent(data); ok {
+			if want, _ := parseUUID([]byte(e.MessageID)); err != nil || id != want {
+				t.Fatalf("checkEvent took %x (id %x); DecodeEvent: %q, %v", data, id, e.MessageID, err)
+			}
 		}
 	})
 }
@@ -122,9 +130,11 @@ func FuzzDecodeEvent(f *testing.F) {
 func FuzzDecodeEventBatch(f *testing.F) {
 	addSeeds(f, "FuzzDecodeEventBatch")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if b, err := DecodeEventBatch(data); err == nil {
+		b, err := DecodeEventBatch(data)
+		if err == nil {
 			checkAccepted(t, b, EncodeEventBatch, DecodeEventBatch)
 		}
+		checkSameAsIDs(t, data, b, err)
 	})
 }
 
@@ -235,4 +245,28 @@ func FuzzParseTopic(f *testing.F) {
 			t.Fatalf("ParseTopic(%q) = %v %+v, which builds %q (%v)", name, k, s, built, err)
 		}
 	})
+}
+
+// checkSameAsIDs asserts that DecodeEventBatchIDs gives data the verdict
+// DecodeEventBatch gave it (b, err): the same error, or the same header
+// and messageIds.
+func checkSameAsIDs(t *testing.T, data []byte, b EventBatch, err error) {
+	t.Helper()
+	h, ids, err2 := DecodeEventBatchIDs(data)
+	if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
+		t.Fatalf("DecodeEventBatch: %v; DecodeEventBatchIDs: %v", err, err2)
+	}
+	if err != nil {
+		return
+	}
+	events := b.Events
+	b.Events = nil
+	if !reflect.DeepEqual(h, b) || len(ids) != len(events) {
+		t.Fatalf("header %+v with %d ids, want %+v with %d", h, len(ids), b, len(events))
+	}
+	for i, e := range events {
+		if want, _ := parseUUID([]byte(e.MessageID)); ids[i] != want {
+			t.Fatalf("events[%d]: id %x, want %s", i, ids[i], e.MessageID)
+		}
+	}
 }

@@ -222,6 +222,22 @@ func (b EventBatch) Validate() error { return b.validate(true) }
 // validate checks the batch; the decoder, which has validated each event
 // already, passes false for events.
 func (b EventBatch) validate(events bool) error {
+	if err := b.validateHeader(len(b.Events)); err != nil {
+		return err
+	}
+	if !events {
+		return nil
+	}
+	for i, e := range b.Events {
+		if err := e.Validate(); err != nil {
+			return within(index("events", i), err)
+		}
+	}
+	return nil
+}
+
+// validateHeader checks b's header for a batch of n events.
+func (b EventBatch) validateHeader(n int) error {
 	if err := validateIDs("agent", b.Agent, "store", b.Store); err != nil {
 		return err
 	}
@@ -231,19 +247,11 @@ func (b EventBatch) validate(events bool) error {
 	if b.SentAt <= 0 {
 		return invalid("sentAt", "not a positive unix time in ms")
 	}
-	if len(b.Events) == 0 {
+	if n == 0 {
 		return invalid("events", "empty")
 	}
-	if uint64(len(b.Events))-1 > b.Last-b.First {
+	if uint64(n)-1 > b.Last-b.First {
 		return invalid("events", "more events than sequence numbers in first..last")
-	}
-	if !events {
-		return nil
-	}
-	for i, e := range b.Events {
-		if err := e.Validate(); err != nil {
-			return within(index("events", i), err)
-		}
 	}
 	return nil
 }
@@ -394,7 +402,7 @@ func DecodeEventBatch(data []byte) (EventBatch, error) {
 }
 
 func decodeEventBatch(data []byte) (EventBatch, error) {
-	var w eventBatchWire
+	var w eventBatchRaw
 	if _, err := decodeMessage(data, MaxEventBatchSize, eventBatchKeys, &w); err != nil {
 		return EventBatch{}, err
 	}
