@@ -72,6 +72,7 @@ func (a *Agent) BeginSnapshot(ctx context.Context, to uint64) (*Snapshot, error)
 	}
 	s.profiles, err = a.db.NewLoader(loadProfiles, store.CacheBucket(store.BucketProfiles, s.gen), store.LoadOptions{
 		Sealed: true, Merge: mergeRecords, Final: s.final, Between: s.flushIndexes,
+		Pause: func() bool { return s.idents.Full() || s.expiry.Full() }, // records go to idents: see index
 	})
 	if err != nil {
 		return nil, fmt.Errorf("begin snapshot: %w", err)

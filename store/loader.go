@@ -69,6 +69,10 @@ type LoadOptions struct {
 	// Between, if set, runs between merge transactions, outside any: the
 	// place to flush loaders Final buffered into.
 	Between func() error
+	// Pause, if set, ends a merge transaction early when it reports true
+	// (after a key): Final has buffered enough into other loaders that
+	// Between should flush them before memory grows further.
+	Pause func() bool
 }
 
 // NewLoader starts a bulk load of the target bucket (one of the agent's
@@ -89,7 +93,12 @@ func (l *Loader) Add(key, val []byte) error {
 // Buffer adds one entry without ever writing: safe inside a transaction.
 // Call FlushIfFull outside one, soon, to keep memory bounded.
 func (l *Loader) Buffer(key, val []byte) {
-	l.buf = append(l.buf, loadEntry{key: bytes.Clone(key), val: bytes.Clone(val)})
+	l.buffer(bytes.Clone(key), bytes.Clone(val))
+}
+
+// buffer adds an entry whose key and value the loader may keep.
+func (l *Loader) buffer(key, val []byte) {
+	l.buf = append(l.buf, loadEntry{key: key, val: val})
 	l.bufSize += len(key) + len(val) + 56
 }
 
@@ -101,17 +110,21 @@ func (l *Loader) BufferSealed(key, val []byte) error {
 	if err != nil {
 		return err
 	}
-	l.Buffer(key, sealed)
+	l.buffer(bytes.Clone(key), sealed) // sealed is a fresh slice: no second copy
 	return nil
 }
 
 // FlushIfFull writes the buffer out as a run if it has reached its bound.
 func (l *Loader) FlushIfFull() error {
-	if l.bufSize >= loadRunBytes {
+	if l.Full() {
 		return l.flush()
 	}
 	return nil
 }
+
+// Full reports whether the buffer has reached its bound: FlushIfFull
+// would write it out.
+func (l *Loader) Full() bool { return l.bufSize >= loadRunBytes }
 
 // flush sorts the buffer (stably: of one key, the later entry stays
 // later) and writes it as one run of blocks.
@@ -324,7 +337,7 @@ func (m *merger) step(tx *Tx) (uint64, bool, error) {
 	}
 	var written uint64
 	size := 0
-	for len(m.readers) > 0 && size < loadTxBytes {
+	for len(m.readers) > 0 && size < loadTxBytes && !m.paused(written) {
 		key := m.readers[0].key
 		var val []byte
 		// Every entry with this key, oldest first, folded into one value.
@@ -365,6 +378,12 @@ func (m *merger) step(tx *Tx) (uint64, bool, error) {
 		size += len(key) + len(val)
 	}
 	return written, len(m.readers) == 0, nil
+}
+
+// paused reports whether Pause ends the transaction, once it has made
+// progress: a transaction always writes at least one key.
+func (m *merger) paused(written uint64) bool {
+	return written > 0 && m.l.o.Pause != nil && m.l.o.Pause()
 }
 
 func (m *merger) put(tx *Tx, b *bolt.Bucket, key, val []byte) error {

@@ -238,3 +238,61 @@ func TestLoaderFinalFeedsIndex(t *testing.T) {
 		t.Fatalf("index Finish = %d, %v", n, err)
 	}
 }
+
+// TestLoaderPause: a Final that buffers far more into another loader than
+// it writes to its own target (a record sent to an index, a small pointer
+// kept) ends its merge transactions whenever Pause says so, and Between
+// flushes: the other loader's buffer never grows past its bound by more
+// than one key's entry, whatever the merge transaction's own size.
+func TestLoaderPause(t *testing.T) {
+	defer store.SetLoadLimitsForTest(4<<10, 1<<20)() // runs of 4 KiB; merge transactions that would hold everything
+	db := storetest.Open(t, store.Options{})
+	main, index := store.CacheBucket(store.BucketProfiles, 1), store.CacheBucket(store.BucketIdents, 1)
+	idx, err := db.NewLoader(7, index, store.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte{'r'}, 300)
+	buffered, most, betweens := 0, 0, 0
+	for _, pause := range []bool{false, true} {
+		o := store.LoadOptions{
+			Final: func(tx *store.Tx, key, val []byte) ([]byte, error) {
+				idx.Buffer(key, big)
+				buffered += len(key) + len(big)
+				most = max(most, buffered)
+				return val[:1], nil
+			},
+			Between: func() error {
+				betweens++
+				if idx.Full() {
+					buffered = 0
+				}
+				return idx.FlushIfFull()
+			},
+		}
+		if pause {
+			o.Pause = idx.Full
+		}
+		buffered, most, betweens = 0, 0, 0
+		l, err := db.NewLoader(6, main, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2000 {
+			l.Add(fmt.Appendf(nil, "%05d", (i*7919)%2000), []byte{byte(i)})
+		}
+		if n, err := l.Finish(context.Background()); err != nil || n != 2000 {
+			t.Fatalf("Finish = %d, %v", n, err)
+		}
+		t.Logf("pause %v: %d merge transactions, most buffered %d bytes", pause, betweens, most)
+		if !pause && most < 100<<10 {
+			t.Fatalf("without Pause the merge buffered at most %d bytes: the test cannot tell", most)
+		}
+		if pause && most > 4<<10+len(big)+64 {
+			t.Fatalf("with Pause the merge buffered %d bytes into the index, past its bound of 4 KiB", most)
+		}
+		if _, err := idx.Finish(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
