@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
@@ -165,11 +166,7 @@ func (tx *Tx) decode(k, v []byte, open bool) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	r := Record{Seq: keyU64(k), Entry: Entry{Class: env.Class, At: env.At, Label: env.Label}}
-	if len(env.Subject) > 0 {
-		// It may point into the page: the record outlives the transaction.
-		r.Subject = bytes.Clone(env.Subject)
-	}
+	r := record(k, env)
 	if open {
 		p, err := tx.db.seal.open(bucketOutbox, k, env.Sealed)
 		if err != nil {
@@ -178,6 +175,38 @@ func (tx *Tx) decode(k, v []byte, open bool) (Record, error) {
 		r.Payload = p
 	}
 	return r, nil
+}
+
+// decodeAppend is decode with the payload opened onto the end of buf. It
+// returns the record, whose Payload is the tail of the returned buffer
+// (its capacity ends with it: appending to it never writes into a later
+// payload), and the buffer.
+func (tx *Tx) decodeAppend(buf, k, v []byte) (Record, []byte, error) {
+	env, err := readEnvelope(k, v)
+	if err != nil {
+		return Record{}, buf, err
+	}
+	r := record(k, env)
+	// Grow as append does (the sealer would grow it to the exact size, a
+	// copy of the whole buffer for each record past its capacity).
+	buf = slices.Grow(buf, len(env.Sealed))
+	start := len(buf)
+	out, err := tx.db.seal.openTo(buf, bucketOutbox, k, env.Sealed)
+	if err != nil {
+		return Record{}, buf, err
+	}
+	r.Payload = out[start:len(out):len(out)]
+	return r, out, nil
+}
+
+// record is the record of key k and envelope env, without its payload.
+func record(k []byte, env envelope) Record {
+	r := Record{Seq: keyU64(k), Entry: Entry{Class: env.Class, At: env.At, Label: env.Label}}
+	if len(env.Subject) > 0 {
+		// It may point into the page: the record outlives the transaction.
+		r.Subject = bytes.Clone(env.Subject)
+	}
+	return r
 }
 
 // readEnvelope decodes the stored value v of key k and checks its version

@@ -1,5 +1,7 @@
 package store
 
+import bolt "go.etcd.io/bbolt"
+
 // ReadOutbox returns, in sequence order, the records with seq >= from: at
 // most maxRecords of them and, past the first, no more than maxBytes of
 // payload. It reads in one short transaction, so memory stays bounded by the
@@ -13,8 +15,16 @@ func (db *DB) ReadOutbox(from uint64, maxRecords, maxBytes int) ([]Record, error
 	err := db.View(func(tx *Tx) error {
 		c := tx.bucket(bucketOutbox).Cursor()
 		size := 0
+		// The page's payloads share one buffer: one allocation for the
+		// page rather than one for each record.
+		var buf []byte
 		for k, v := c.Seek(u64key(from)); k != nil && len(out) < maxRecords; k, v = c.Next() {
-			r, err := tx.decode(k, v, true)
+			if buf == nil {
+				buf = make([]byte, 0, min(maxBytes, maxRecords*256, 1<<20)+len(v))
+			}
+			var r Record
+			var err error
+			r, buf, err = tx.decodeAppend(buf, k, v)
 			if err != nil {
 				return err
 			}
@@ -22,6 +32,9 @@ func (db *DB) ReadOutbox(from uint64, maxRecords, maxBytes int) ([]Record, error
 				break
 			}
 			size += len(r.Payload)
+			if out == nil {
+				out = make([]Record, 0, min(maxRecords, 1024))
+			}
 			out = append(out, r)
 		}
 		return nil
@@ -48,17 +61,76 @@ func (tx *Tx) DeleteOutboxRange(first, last uint64) (int, error) {
 	if !tx.writable {
 		return 0, ErrReadOnly
 	}
-	c := tx.bucket(bucketOutbox).Cursor()
-	var seqs []uint64
-	for k, _ := c.Seek(u64key(first)); k != nil && keyU64(k) <= last; k, _ = c.Next() {
-		seqs = append(seqs, keyU64(k))
+	if first > last {
+		return 0, nil
 	}
-	for _, seq := range seqs {
-		if _, err := tx.deleteOutbox(seq); err != nil {
+	c, err := tx.outboxCounters()
+	if err != nil {
+		return 0, err
+	}
+	var subjects [][]byte
+	n, err := deleteKeyRange(tx.bucket(bucketOutbox), first, last, func(k, v []byte) {
+		env, err := readEnvelope(k, v)
+		if err != nil {
+			return // removed all the same; its counters cannot be known
+		}
+		c.add(env.Class, storedSize(v), -1)
+		if len(env.Subject) > 0 {
+			subjects = append(subjects, subjKey(env.Subject, keyU64(k)))
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := deleteKeyRange(tx.bucket(bucketOutboxTel), first, last, nil); err != nil {
+		return 0, err
+	}
+	sb := tx.bucket(bucketOutboxSubj)
+	for _, k := range subjects {
+		if err := sb.Delete(k); err != nil {
 			return 0, err
 		}
 	}
-	return len(seqs), nil
+	return n, nil
+}
+
+// deleteKeyRange deletes the keys of b from first to last (sequence
+// numbers), calling seen, when not nil, with each key and value before it
+// goes, and returns how many there were. One cursor walks the range
+// instead of a search from the root for each key.
+//
+// The walk goes from the end backwards: after a delete, a bbolt cursor may
+// stand on the next key (etcd-io/bbolt#611), never on the previous one.
+// It stops at a leaf emptied earlier in the same transaction, which bbolt
+// only rebalances at commit, so what it did not reach is then deleted key
+// by key, each found afresh.
+func deleteKeyRange(b *bolt.Bucket, first, last uint64, seen func(k, v []byte)) (int, error) {
+	cur := b.Cursor()
+	n := 0
+	del := func(k, v []byte) error {
+		if seen != nil {
+			seen(k, v)
+		}
+		n++
+		return cur.Delete()
+	}
+	k, v := cur.Seek(u64key(last))
+	if k == nil {
+		k, v = cur.Last()
+	} else if keyU64(k) > last {
+		k, v = cur.Prev()
+	}
+	for ; k != nil && keyU64(k) >= first && keyU64(k) <= last; k, v = cur.Prev() {
+		if err := del(k, v); err != nil {
+			return n, err
+		}
+	}
+	for k, v = cur.Seek(u64key(first)); k != nil && keyU64(k) <= last; k, v = cur.Seek(u64key(first)) {
+		if err := del(k, v); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // QuarantineOutbox moves the record seq, as stored, into the quarantine

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -334,5 +335,111 @@ func TestAppendedSignal(t *testing.T) {
 	case <-db.Appended():
 		t.Fatal("a delete signalled an append")
 	default:
+	}
+}
+
+// Ranges deleted in one transaction, overlapping and spanning many pages,
+// as the uplink's deleter hands them over: every record of their union
+// goes with its index entries, the others stay, and the counters follow.
+func TestDeleteOutboxRangesInOneTransaction(t *testing.T) {
+	db := storetest.Open(t, store.Options{})
+	const n = 3000
+	subject := []byte("subject-tag")
+	err := db.Update(func(tx *store.Tx) error {
+		for i := range n {
+			e := tel(fmt.Sprintf("event %04d %s", i, strings.Repeat("x", 100)))
+			if i%2 == 0 {
+				e = crit(fmt.Sprintf("event %04d %s", i, strings.Repeat("x", 100)))
+				e.Subject = subject
+			}
+			if _, err := tx.AppendOutbox(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sequence numbers are 1..n.
+	ranges := [][2]uint64{{1500, 2000}, {1001, 2500}, {10, 20}, {2990, 5000}, {1200, 1300}}
+	gone := map[uint64]bool{}
+	want := 0
+	for _, r := range ranges {
+		for s := r[0]; s <= min(r[1], n); s++ {
+			if !gone[s] {
+				want++
+			}
+			gone[s] = true
+		}
+	}
+	deleted := 0
+	err = db.Update(func(tx *store.Tx) error {
+		for _, r := range ranges {
+			k, err := tx.DeleteOutboxRange(r[0], r[1])
+			if err != nil {
+				return err
+			}
+			deleted += k
+		}
+		return nil
+	})
+	if err != nil || deleted != want {
+		t.Fatalf("deleted %d (%v), want %d", deleted, err, want)
+	}
+	recs, err := db.ReadOutbox(0, n, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []uint64
+	for s := uint64(1); s <= n; s++ {
+		if !gone[s] {
+			left = append(left, s)
+		}
+	}
+	var got []uint64
+	for _, r := range recs {
+		got = append(got, r.Seq)
+	}
+	if !slices.Equal(got, left) {
+		t.Fatalf("%d records left, want %d (first %v)", len(got), len(left), got[:min(5, len(got))])
+	}
+	st, err := db.OutboxStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crit, tels uint64
+	for _, s := range left {
+		if s%2 == 1 { // the i-th append, i even, has sequence i+1
+			crit++
+		} else {
+			tels++
+		}
+	}
+	if st.Critical.Records != crit || st.Telemetry.Records != tels {
+		t.Fatalf("counters: %d critical, %d telemetry; want %d, %d", st.Critical.Records, st.Telemetry.Records, crit, tels)
+	}
+	err = db.View(func(tx *store.Tx) error {
+		seqs, err := tx.OutboxBySubject(subject)
+		if err != nil {
+			return err
+		}
+		var want []uint64
+		for _, s := range left {
+			if s%2 == 1 {
+				want = append(want, s)
+			}
+		}
+		if !slices.Equal(seqs, want) {
+			t.Fatalf("subject index holds %d sequence numbers, want %d", len(seqs), len(want))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The telemetry index follows: shedding finds only live records.
+	if st.Telemetry.OldestAt == 0 {
+		t.Fatal("no oldest telemetry time: the telemetry index lost live records")
 	}
 }
