@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -37,6 +38,9 @@ type eventBatchRaw struct {
 }
 
 func decodeEventBatchIDs(data []byte) (EventBatch, [][16]byte, error) {
+	if b, ids, ok := scanEventBatch(data); ok {
+		return b, ids, nil
+	}
 	var w eventBatchRaw
 	if _, err := decodeMessage(data, MaxEventBatchSize, eventBatchKeys, &w); err != nil {
 		return EventBatch{}, nil, err
@@ -58,6 +62,77 @@ func decodeEventBatchIDs(data []byte) (EventBatch, [][16]byte, error) {
 	return b, ids, b.validateHeader(len(ids))
 }
 
+// scanEventBatch reads a batch in the form agents send (known keys, each
+// once, values of their types, every event taken by scanEvent) in place.
+// It reports false for anything else, valid or not: the caller then
+// decodes the batch with the library. What it takes, decodeEventBatch
+// accepts with the same header and messageIds; the depth of what it takes
+// stays within MaxNesting, and its counts within MaxItems.
+func scanEventBatch(data []byte) (b EventBatch, ids [][16]byte, ok bool) {
+	if len(data) > MaxEventBatchSize {
+		return b, nil, false
+	}
+	major, n, p, ok := head(data)
+	if !ok || major != 5 || n != uint64(len(eventBatchKeys)) {
+		return b, nil, false
+	}
+	var seen [7]bool // v, agent, store, first, last, sentAt, events
+	for range n {
+		var key, s []byte
+		if key, p, ok = text(p); !ok {
+			return b, nil, false
+		}
+		i := slices.Index(eventBatchKeys, string(key))
+		if i < 0 || seen[i] {
+			return b, nil, false
+		}
+		seen[i] = true
+		var u uint64
+		switch key := string(key); key {
+		case "agent", "store":
+			if s, p, ok = text(p); !ok || !ValidIDBytes(s) {
+				return b, nil, false
+			}
+			if key == "agent" {
+				b.Agent = string(s)
+			} else {
+				b.Store = string(s)
+			}
+		case "v", "first", "last", "sentAt":
+			if major, u, p, ok = head(p); !ok || major != 0 || u > math.MaxInt64 {
+				return b, nil, false
+			}
+			switch key {
+			case "v":
+				ok = u == ProtocolVersion
+			case "first":
+				b.First = u
+			case "last":
+				b.Last = u
+			case "sentAt":
+				b.SentAt = int64(u)
+			}
+		case "events":
+			if major, u, p, ok = head(p); !ok || major != 4 || u == 0 || u > MaxItems || u > uint64(len(p)) {
+				return b, nil, false
+			}
+			ids = make([][16]byte, u)
+			for j := range ids {
+				if ids[j], p, ok = scanEvent(p); !ok {
+					return b, nil, false
+				}
+			}
+		}
+		if !ok {
+			return b, nil, false
+		}
+	}
+	if len(p) != 0 || b.validateHeader(len(ids)) != nil {
+		return EventBatch{}, nil, false
+	}
+	return b, ids, true
+}
+
 // Keys of an event and of its context, as bits of a set.
 const (
 	keyMessageID = 1 << iota
@@ -72,10 +147,31 @@ const (
 	keyContext
 )
 
-var eventKeyBits = map[string]int{
-	"messageId": keyMessageID, "type": keyType, "event": keyEvent, "userId": keyUserID,
-	"anonymousId": keyAnonymousID, "previousId": keyPreviousID, "originalTimestamp": keyOriginalTimestamp,
-	"properties": keyProperties, "traits": keyTraits, "context": keyContext,
+// eventKeyBit is the bit of an event's key, 0 for a key it does not have.
+func eventKeyBit(key []byte) int {
+	switch string(key) {
+	case "messageId":
+		return keyMessageID
+	case "type":
+		return keyType
+	case "event":
+		return keyEvent
+	case "userId":
+		return keyUserID
+	case "anonymousId":
+		return keyAnonymousID
+	case "previousId":
+		return keyPreviousID
+	case "originalTimestamp":
+		return keyOriginalTimestamp
+	case "properties":
+		return keyProperties
+	case "traits":
+		return keyTraits
+	case "context":
+		return keyContext
+	}
+	return 0
 }
 
 // checkEvent checks one encoded event in place against the decoder's rules
@@ -86,12 +182,16 @@ var eventKeyBits = map[string]int{
 // (decodeMessage checked it: lengths, tags, indefinite lengths, nesting),
 // yet never reads out of bounds whatever it is given.
 func checkEvent(raw []byte) (id [16]byte, ok bool) {
-	if len(raw) > MaxEventSize {
-		return id, false
-	}
+	id, rest, ok := scanEvent(raw)
+	return id, ok && len(rest) == 0
+}
+
+// scanEvent is checkEvent for the event at the start of p: it returns
+// what follows the event too.
+func scanEvent(raw []byte) (id [16]byte, rest []byte, ok bool) {
 	major, n, p, ok := head(raw)
 	if !ok || major != 5 {
-		return id, false
+		return id, nil, false
 	}
 	var (
 		seen                      int
@@ -103,11 +203,11 @@ func checkEvent(raw []byte) (id [16]byte, ok bool) {
 	for range n {
 		var key []byte
 		if key, p, ok = text(p); !ok {
-			return id, false
+			return id, nil, false
 		}
-		bit := eventKeyBits[string(key)]
+		bit := eventKeyBit(key)
 		if bit == 0 || seen&bit != 0 {
-			return id, false // unknown or repeated: the full decoder judges
+			return id, nil, false // unknown or repeated: the full decoder judges
 		}
 		seen |= bit
 		var s []byte
@@ -141,11 +241,11 @@ func checkEvent(raw []byte) (id [16]byte, ok bool) {
 			p, ok = checkContext(p)
 		}
 		if !ok {
-			return id, false
+			return id, nil, false
 		}
 	}
-	if len(p) != 0 || seen&keyContext == 0 || !hasTimestamp || seen&keyMessageID == 0 {
-		return id, false
+	if len(raw)-len(p) > MaxEventSize || seen&keyContext == 0 || !hasTimestamp || seen&keyMessageID == 0 {
+		return id, nil, false
 	}
 	switch string(typ) {
 	case string(EventTrack):
@@ -157,7 +257,7 @@ func checkEvent(raw []byte) (id [16]byte, ok bool) {
 	default:
 		ok = false
 	}
-	return id, ok && (userID || anonymousID)
+	return id, p, ok && (userID || anonymousID)
 }
 
 // checkContext checks an event's context in place: its four ids and, if

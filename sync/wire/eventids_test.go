@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"bytes"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -87,4 +89,57 @@ func withProperties(t *testing.T, m []byte) []byte {
 	ph := must[[]byte](t)(encMode.Marshal(e.Properties))
 	i := strings.Index(string(raw), string(ph))
 	return append(append(append([]byte{}, raw[:i]...), m...), raw[i+len(ph):]...)
+}
+
+// A batch as an agent sends it must take the in-place path whole.
+func TestScanEventBatchTakesAgentBatches(t *testing.T) {
+	b := EventBatch{Agent: "pos-1", Store: "s1", First: 7, Last: 9, SentAt: testTime,
+		Events: []Event{sampleEvent(), sampleIdentify()}}
+	raw := [][]byte{must[[]byte](t)(EncodeEvent(b.Events[0])), must[[]byte](t)(EncodeEvent(b.Events[1]))}
+	for name, data := range map[string][]byte{
+		"encoded":     must[[]byte](t)(EncodeEventBatch(b)),
+		"encoded raw": must[[]byte](t)(EncodeEventBatchRaw(b, raw)),
+	} {
+		h, ids, ok := scanEventBatch(data)
+		want := b
+		want.Events = nil
+		if !ok || !reflect.DeepEqual(h, want) || len(ids) != 2 {
+			t.Fatalf("%s: scanEventBatch = %+v, %d ids, %v", name, h, len(ids), ok)
+		}
+		for i, e := range b.Events {
+			if id, _ := parseUUID([]byte(e.MessageID)); ids[i] != id {
+				t.Errorf("%s: events[%d]: id %x, want %s", name, i, ids[i], e.MessageID)
+			}
+		}
+	}
+}
+
+// appendEventBatchRaw must write exactly what the deterministic encoder
+// writes for the same batch: signatures and golden files depend on it.
+func TestEncodeEventBatchRawIsDeterministic(t *testing.T) {
+	raw := [][]byte{must[[]byte](t)(EncodeEvent(sampleEvent())), must[[]byte](t)(EncodeEvent(sampleIdentify()))}
+	many := make([][]byte, 300)
+	for i := range many {
+		many[i] = raw[i%2]
+	}
+	for _, c := range []struct {
+		b      EventBatch
+		events [][]byte
+	}{
+		{EventBatch{Agent: "a", Store: "s", First: 1, Last: 2, SentAt: 1}, raw},
+		{EventBatch{Agent: strings.Repeat("a", 64), Store: "store-1", First: 23, Last: 24, SentAt: testTime}, raw},
+		{EventBatch{Agent: "pos-1", Store: "s1", First: 255, Last: 256, SentAt: 1 << 32}, raw},
+		{EventBatch{Agent: "pos-1", Store: "s1", First: 65535, Last: 65536 + 300, SentAt: 1<<63 - 1}, many},
+		{EventBatch{Agent: "pos-1", Store: "s1", First: 1 << 40, Last: 1<<40 + 1000, SentAt: 24}, many[:24]},
+	} {
+		w := eventBatchWire{V: ProtocolVersion, EventBatch: c.b}
+		for _, e := range c.events {
+			w.Events = append(w.Events, e)
+		}
+		want := must[[]byte](t)(encMode.Marshal(w))
+		got := must[[]byte](t)(EncodeEventBatchRaw(c.b, c.events))
+		if !bytes.Equal(got, want) {
+			t.Errorf("batch %+v: got %x\nwant %x", c.b, got[:min(len(got), 80)], want[:min(len(want), 80)])
+		}
+	}
 }
