@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/fxamacker/cbor/v2"
@@ -376,8 +378,7 @@ func EncodeEventBatchRaw(b EventBatch, events [][]byte) ([]byte, error) {
 	case uint64(len(events))-1 > b.Last-b.First:
 		return nil, fmt.Errorf("encode event batch: %w", invalid("events", "more events than sequence numbers in first..last"))
 	}
-	w := eventBatchWire{V: ProtocolVersion, EventBatch: b, Events: make([]cbor.RawMessage, len(events))}
-	w.EventBatch.Events = nil
+	size := maxBatchHead + len(b.Agent) + len(b.Store)
 	for i, raw := range events {
 		if len(raw) > MaxEventSize {
 			return nil, fmt.Errorf("encode event batch: %s: %w", index("events", i), ErrTooLarge)
@@ -385,9 +386,67 @@ func EncodeEventBatchRaw(b EventBatch, events [][]byte) ([]byte, error) {
 		if err := decMode.Wellformed(raw); err != nil {
 			return nil, fmt.Errorf("encode event batch: %s: %w", index("events", i), malformed(err))
 		}
-		w.Events[i] = raw
+		size += len(raw)
 	}
-	return encode("event batch", w, MaxEventBatchSize)
+	out := appendEventBatchRaw(make([]byte, 0, size), b, events)
+	if len(out) > MaxEventBatchSize {
+		return nil, fmt.Errorf("encode event batch: %w: %d bytes, limit %d", ErrTooLarge, len(out), MaxEventBatchSize)
+	}
+	return out, nil
+}
+
+// maxBatchHead bounds what appendEventBatchRaw writes besides the ids and
+// the events.
+const maxBatchHead = 96
+
+// appendEventBatchRaw appends the batch of b's header and the encoded
+// events as the deterministic encoder writes eventBatchWire (keys sorted by
+// their encoding: shorter first, then bytewise), without the encoder's
+// reflection and its copy and re-check of each event: the events are
+// checked once by the caller. TestEncodeEventBatchRawIsDeterministic holds
+// it to the encoder's bytes.
+func appendEventBatchRaw(dst []byte, b EventBatch, events [][]byte) []byte {
+	dst = append(dst, 0xa7) // a map of 7 pairs
+	dst = appendText(dst, "v")
+	dst = appendHead(dst, 0, ProtocolVersion)
+	dst = appendText(dst, "last")
+	dst = appendHead(dst, 0, b.Last)
+	dst = appendText(dst, "agent")
+	dst = appendText(dst, b.Agent)
+	dst = appendText(dst, "first")
+	dst = appendHead(dst, 0, b.First)
+	dst = appendText(dst, "store")
+	dst = appendText(dst, b.Store)
+	dst = appendText(dst, "events")
+	dst = appendHead(dst, 4, uint64(len(events)))
+	for _, e := range events {
+		dst = append(dst, e...)
+	}
+	dst = appendText(dst, "sentAt")
+	if b.SentAt < 0 {
+		return appendHead(dst, 1, uint64(-1-b.SentAt))
+	}
+	return appendHead(dst, 0, uint64(b.SentAt))
+}
+
+// appendHead appends the shortest head of major type major and argument n.
+func appendHead(dst []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(dst, m|byte(n))
+	case n <= math.MaxUint8:
+		return append(dst, m|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, m|27), n)
+}
+
+func appendText(dst []byte, s string) []byte {
+	return append(appendHead(dst, 3, uint64(len(s))), s...)
 }
 
 // DecodeEventBatch decodes and validates an EventBatch from an agent. It
