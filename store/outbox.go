@@ -177,15 +177,11 @@ func (tx *Tx) decode(k, v []byte, open bool) (Record, error) {
 	return r, nil
 }
 
-// decodeAppend is decode with the payload opened onto the end of buf. It
-// returns the record, whose Payload is the tail of the returned buffer
-// (its capacity ends with it: appending to it never writes into a later
-// payload), and the buffer.
-func (tx *Tx) decodeAppend(buf, k, v []byte) (Record, []byte, error) {
-	env, err := readEnvelope(k, v)
-	if err != nil {
-		return Record{}, buf, err
-	}
+// openAppend is decode, for the envelope env of key k, with the payload
+// opened onto the end of buf. It returns the record, whose Payload is the
+// tail of the returned buffer (its capacity ends with it: appending to it
+// never writes into a later payload), and the buffer.
+func (tx *Tx) openAppend(buf, k []byte, env envelope) (Record, []byte, error) {
 	r := record(k, env)
 	// Grow as append does (the sealer would grow it to the exact size, a
 	// copy of the whole buffer for each record past its capacity).

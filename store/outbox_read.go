@@ -16,20 +16,25 @@ func (db *DB) ReadOutbox(from uint64, maxRecords, maxBytes int) ([]Record, error
 		c := tx.bucket(bucketOutbox).Cursor()
 		size := 0
 		// The page's payloads share one buffer: one allocation for the
-		// page rather than one for each record.
+		// page rather than one for each record. A record past the byte
+		// bound is measured before it is opened, so the buffer need not
+		// grow for it.
 		var buf []byte
+		overhead := tx.db.seal.aead.NonceSize() + tx.db.seal.aead.Overhead()
 		for k, v := c.Seek(u64key(from)); k != nil && len(out) < maxRecords; k, v = c.Next() {
-			if buf == nil {
-				buf = make([]byte, 0, min(maxBytes, maxRecords*256, 1<<20)+len(v))
-			}
-			var r Record
-			var err error
-			r, buf, err = tx.decodeAppend(buf, k, v)
+			env, err := readEnvelope(k, v)
 			if err != nil {
 				return err
 			}
-			if len(out) > 0 && size+len(r.Payload) > maxBytes {
+			if len(out) > 0 && size+len(env.Sealed)-overhead > maxBytes {
 				break
+			}
+			if buf == nil {
+				buf = make([]byte, 0, min(maxBytes, maxRecords*len(v))+len(v))
+			}
+			var r Record
+			if r, buf, err = tx.openAppend(buf, k, env); err != nil {
+				return err
 			}
 			size += len(r.Payload)
 			if out == nil {
