@@ -79,7 +79,7 @@ func scanEventBatch(data []byte) (b EventBatch, ids [][16]byte, ok bool) {
 	var seen [7]bool // v, agent, store, first, last, sentAt, events
 	for range n {
 		var key, s []byte
-		if key, p, ok = text(p); !ok {
+		if key, p, ok = asciiText(p); !ok {
 			return b, nil, false
 		}
 		i := slices.Index(eventBatchKeys, string(key))
@@ -90,7 +90,7 @@ func scanEventBatch(data []byte) (b EventBatch, ids [][16]byte, ok bool) {
 		var u uint64
 		switch key := string(key); key {
 		case "agent", "store":
-			if s, p, ok = text(p); !ok || !ValidIDBytes(s) {
+			if s, p, ok = asciiText(p); !ok || !ValidIDBytes(s) {
 				return b, nil, false
 			}
 			if key == "agent" {
@@ -202,7 +202,7 @@ func scanEvent(raw []byte) (id [16]byte, rest []byte, ok bool) {
 	)
 	for range n {
 		var key []byte
-		if key, p, ok = text(p); !ok {
+		if key, p, ok = asciiText(p); !ok {
 			return id, nil, false
 		}
 		bit := eventKeyBit(key)
@@ -213,13 +213,13 @@ func scanEvent(raw []byte) (id [16]byte, rest []byte, ok bool) {
 		var s []byte
 		switch bit {
 		case keyMessageID:
-			if s, p, ok = text(p); ok {
+			if s, p, ok = asciiText(p); ok {
 				id, ok = parseUUID(s)
 			}
 		case keyType:
-			typ, p, ok = text(p)
+			typ, p, ok = asciiText(p)
 		case keyEvent:
-			eventName, p, ok = nonEmptyText(p)
+			eventName, p, ok = asciiText(p)
 			event = ok
 		case keyUserID:
 			_, p, ok = nonEmptyText(p)
@@ -271,7 +271,7 @@ func checkContext(p []byte) ([]byte, bool) {
 	names := [...]string{"store", "agent", "device", "purpose", "consent"}
 	for range n {
 		var key, s []byte
-		if key, p, ok = text(p); !ok {
+		if key, p, ok = asciiText(p); !ok {
 			return nil, false
 		}
 		i := 0
@@ -285,7 +285,7 @@ func checkContext(p []byte) ([]byte, bool) {
 		if i == 4 {
 			p, ok = checkConsent(p)
 		} else {
-			s, p, ok = text(p)
+			s, p, ok = asciiText(p)
 			ok = ok && ValidIDBytes(s)
 		}
 		if !ok {
@@ -302,7 +302,7 @@ func checkConsent(p []byte) ([]byte, bool) {
 		return nil, false
 	}
 	var key []byte
-	if key, p, ok = text(p); !ok || string(key) != "categoryPreferences" {
+	if key, p, ok = asciiText(p); !ok || string(key) != "categoryPreferences" {
 		return nil, false
 	}
 	if major, n, p, ok = head(p); !ok || major != 5 || n > maxInPlaceMap {
@@ -311,7 +311,7 @@ func checkConsent(p []byte) ([]byte, bool) {
 	var keys [maxInPlaceMap][]byte
 	for i := range n {
 		var purpose []byte
-		if purpose, p, ok = text(p); !ok || !ValidIDBytes(purpose) || repeated(keys[:i], purpose) {
+		if purpose, p, ok = asciiText(p); !ok || !ValidIDBytes(purpose) || repeated(keys[:i], purpose) {
 			return nil, false
 		}
 		keys[i] = purpose
@@ -443,6 +443,17 @@ func head(b []byte) (major byte, arg uint64, rest []byte, ok bool) {
 func text(p []byte) (s, rest []byte, ok bool) {
 	major, n, rest, ok := head(p)
 	if !ok || major != 3 || n > uint64(len(rest)) || !utf8.Valid(rest[:n]) {
+		return nil, nil, false
+	}
+	return rest[:n], rest[n:], true
+}
+
+// asciiText reads a text string without checking its UTF-8, for a caller
+// that takes it only when it matches an ASCII name or passes a check that
+// admits ASCII alone (ValidIDBytes, parseUUID, validEventNameBytes).
+func asciiText(p []byte) (s, rest []byte, ok bool) {
+	major, n, rest, ok := head(p)
+	if !ok || major != 3 || n > uint64(len(rest)) {
 		return nil, nil, false
 	}
 	return rest[:n], rest[n:], true
