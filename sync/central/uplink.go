@@ -303,13 +303,15 @@ func (c *Central) classify(b wire.EventBatch, batchIDs [][idSize]byte, prev uint
 	ids = make([]byte, 0, len(batchIDs)*idSize)
 	newBeforeLastDup, newAfterLastDup := 0, 0
 	for _, id := range batchIDs {
-		if _, seen := c.seen[id]; seen {
+		// One hash of the id, not a lookup and then an insert: the set
+		// grows only when the id is new.
+		n := len(c.seen)
+		if c.seen[id] = struct{}{}; len(c.seen) == n {
 			dups++
 			newBeforeLastDup += newAfterLastDup
 			newAfterLastDup = 0
 			continue
 		}
-		c.seen[id] = struct{}{}
 		ids = append(ids, id[:]...)
 		newAfterLastDup++
 	}
