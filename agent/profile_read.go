@@ -7,6 +7,8 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/storeagent/storeagent/store/cborhead"
+
 	"github.com/storeagent/storeagent/agent/consent"
 	"github.com/storeagent/storeagent/store"
 )
@@ -310,26 +312,11 @@ type cborReader struct {
 
 // head reads an item's initial byte and argument.
 func (r *cborReader) head() (major byte, arg uint64, err error) {
-	if r.off >= len(r.b) {
+	major, arg, rest, ok := cborhead.Read(r.b[r.off:])
+	if !ok { // truncated, reserved, or indefinite length: not the store's
 		return 0, 0, errGeneral
 	}
-	ib := r.b[r.off]
-	r.off++
-	major, ai := ib>>5, ib&0x1f
-	if ai < 24 {
-		return major, uint64(ai), nil
-	}
-	if ai > 27 { // reserved, or indefinite length: not the store's
-		return 0, 0, errGeneral
-	}
-	size := 1 << (ai - 24)
-	if len(r.b)-r.off < size {
-		return 0, 0, errGeneral
-	}
-	for _, c := range r.b[r.off : r.off+size] {
-		arg = arg<<8 | uint64(c)
-	}
-	r.off += size
+	r.off = len(r.b) - len(rest)
 	return major, arg, nil
 }
 

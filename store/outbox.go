@@ -9,6 +9,8 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/storeagent/storeagent/store/cborhead"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -232,19 +234,19 @@ func readEnvelope(k, v []byte) (envelope, error) {
 // what it accepts, that decoder accepts with the same values
 // (FuzzParseEnvelope holds it to that).
 func parseEnvelope(v []byte) (env envelope, ok bool) {
-	major, n, v, ok := cborHead(v)
+	major, n, v, ok := cborhead.Read(v)
 	if !ok || major != 5 || n > 6 {
 		return envelope{}, false
 	}
 	last := -1
 	for range n {
 		var key uint64
-		if major, key, v, ok = cborHead(v); !ok || major != 0 || int(key) <= last || key > 5 {
+		if major, key, v, ok = cborhead.Read(v); !ok || major != 0 || int(key) <= last || key > 5 {
 			return envelope{}, false
 		}
 		last = int(key)
 		var val uint64
-		if major, val, v, ok = cborHead(v); !ok {
+		if major, val, v, ok = cborhead.Read(v); !ok {
 			return envelope{}, false
 		}
 		switch {
@@ -272,28 +274,6 @@ func parseEnvelope(v []byte) (env envelope, ok bool) {
 		}
 	}
 	return env, len(v) == 0
-}
-
-// cborHead reads the head of a CBOR data item of definite length: its major
-// type and argument, and the bytes after the head.
-func cborHead(b []byte) (major byte, arg uint64, rest []byte, ok bool) {
-	if len(b) == 0 {
-		return 0, 0, nil, false
-	}
-	major, info := b[0]>>5, b[0]&0x1f
-	switch {
-	case info < 24:
-		return major, uint64(info), b[1:], true
-	case info == 24 && len(b) >= 2:
-		return major, uint64(b[1]), b[2:], true
-	case info == 25 && len(b) >= 3:
-		return major, uint64(binary.BigEndian.Uint16(b[1:])), b[3:], true
-	case info == 26 && len(b) >= 5:
-		return major, uint64(binary.BigEndian.Uint32(b[1:])), b[5:], true
-	case info == 27 && len(b) >= 9:
-		return major, binary.BigEndian.Uint64(b[1:]), b[9:], true
-	}
-	return 0, 0, nil, false
 }
 
 // storedSize is what a record costs against the byte bound.

@@ -68,19 +68,7 @@ func BenchmarkVerifyChangeSet(b *testing.B) {
 // outbox holds them), against the library's plain marshal of the same
 // batch.
 func BenchmarkEncodeEventBatch(b *testing.B) {
-	batch := EventBatch{Agent: "pos-1", Store: "s1", First: 1, SentAt: testTime}
-	ids := event.IDs{}
-	for size := MaxEventBatchOverhead; ; {
-		e := sampleEvent()
-		e.MessageID = ids.Next()
-		n := len(must[[]byte](b)(EncodeEvent(e)))
-		if size+n > MaxEventBatchSize {
-			break
-		}
-		size += n
-		batch.Events = append(batch.Events, e)
-	}
-	batch.Last = uint64(len(batch.Events))
+	batch := fullBatch(b)
 	n := float64(len(batch.Events))
 	b.Run("baseline-marshal", func(b *testing.B) {
 		for b.Loop() {
@@ -117,19 +105,7 @@ func BenchmarkEncodeEventBatch(b *testing.B) {
 // header and messageIds only), against the library's plain unmarshal of
 // the same payload into generic values.
 func BenchmarkDecodeEventBatch(b *testing.B) {
-	batch := EventBatch{Agent: "pos-1", Store: "s1", First: 1, SentAt: testTime}
-	ids := event.IDs{}
-	for size := MaxEventBatchOverhead; ; {
-		e := sampleEvent()
-		e.MessageID = ids.Next()
-		n := len(must[[]byte](b)(EncodeEvent(e)))
-		if size+n > MaxEventBatchSize {
-			break
-		}
-		size += n
-		batch.Events = append(batch.Events, e)
-	}
-	batch.Last = uint64(len(batch.Events))
+	batch := fullBatch(b)
 	payload := must[[]byte](b)(EncodeEventBatch(batch))
 	n := float64(len(batch.Events))
 	b.Run("baseline-unmarshal", func(b *testing.B) {
@@ -157,4 +133,22 @@ func BenchmarkDecodeEventBatch(b *testing.B) {
 		}
 		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
+}
+
+// fullBatch is a batch of sample events filled to the size bound.
+func fullBatch(b *testing.B) EventBatch {
+	batch := EventBatch{Agent: "pos-1", Store: "s1", First: 1, SentAt: testTime}
+	ids := event.IDs{}
+	for size := MaxEventBatchOverhead; ; {
+		e := sampleEvent()
+		e.MessageID = ids.Next()
+		n := len(must[[]byte](b)(EncodeEvent(e)))
+		if size+n > MaxEventBatchSize {
+			break
+		}
+		size += n
+		batch.Events = append(batch.Events, e)
+	}
+	batch.Last = uint64(len(batch.Events))
+	return batch
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/storeagent/storeagent/store/cborhead"
 )
 
 // DecodeEventBatchIDs is DecodeEventBatch for a reader that needs only the
@@ -72,7 +74,7 @@ func scanEventBatch(data []byte) (b EventBatch, ids [][16]byte, ok bool) {
 	if len(data) > MaxEventBatchSize {
 		return b, nil, false
 	}
-	major, n, p, ok := head(data)
+	major, n, p, ok := cborhead.Read(data)
 	if !ok || major != 5 || n != uint64(len(eventBatchKeys)) {
 		return b, nil, false
 	}
@@ -99,7 +101,7 @@ func scanEventBatch(data []byte) (b EventBatch, ids [][16]byte, ok bool) {
 				b.Store = string(s)
 			}
 		case "v", "first", "last", "sentAt":
-			if major, u, p, ok = head(p); !ok || major != 0 || u > math.MaxInt64 {
+			if major, u, p, ok = cborhead.Read(p); !ok || major != 0 || u > math.MaxInt64 {
 				return b, nil, false
 			}
 			switch key {
@@ -113,7 +115,7 @@ func scanEventBatch(data []byte) (b EventBatch, ids [][16]byte, ok bool) {
 				b.SentAt = int64(u)
 			}
 		case "events":
-			if major, u, p, ok = head(p); !ok || major != 4 || u == 0 || u > MaxItems || u > uint64(len(p)) {
+			if major, u, p, ok = cborhead.Read(p); !ok || major != 4 || u == 0 || u > MaxItems || u > uint64(len(p)) {
 				return b, nil, false
 			}
 			ids = make([][16]byte, u)
@@ -189,7 +191,7 @@ func checkEvent(raw []byte) (id [16]byte, ok bool) {
 // scanEvent is checkEvent for the event at the start of p: it returns
 // what follows the event too.
 func scanEvent(raw []byte) (id [16]byte, rest []byte, ok bool) {
-	major, n, p, ok := head(raw)
+	major, n, p, ok := cborhead.Read(raw)
 	if !ok || major != 5 {
 		return id, nil, false
 	}
@@ -232,7 +234,7 @@ func scanEvent(raw []byte) (id [16]byte, rest []byte, ok bool) {
 			previousID = ok
 		case keyOriginalTimestamp:
 			var ts uint64
-			major, ts, p, ok = head(p)
+			major, ts, p, ok = cborhead.Read(p)
 			ok = ok && major == 0 && ts > 0 && ts <= math.MaxInt64
 			hasTimestamp = ok
 		case keyProperties, keyTraits:
@@ -263,7 +265,7 @@ func scanEvent(raw []byte) (id [16]byte, rest []byte, ok bool) {
 // checkContext checks an event's context in place: its four ids and, if
 // present, its consent, nothing else.
 func checkContext(p []byte) ([]byte, bool) {
-	major, n, p, ok := head(p)
+	major, n, p, ok := cborhead.Read(p)
 	if !ok || major != 5 {
 		return nil, false
 	}
@@ -297,7 +299,7 @@ func checkContext(p []byte) ([]byte, bool) {
 
 // checkConsent checks {categoryPreferences: {purpose: bool}}.
 func checkConsent(p []byte) ([]byte, bool) {
-	major, n, p, ok := head(p)
+	major, n, p, ok := cborhead.Read(p)
 	if !ok || major != 5 || n != 1 {
 		return nil, false
 	}
@@ -305,7 +307,7 @@ func checkConsent(p []byte) ([]byte, bool) {
 	if key, p, ok = asciiText(p); !ok || string(key) != "categoryPreferences" {
 		return nil, false
 	}
-	if major, n, p, ok = head(p); !ok || major != 5 || n > maxInPlaceMap {
+	if major, n, p, ok = cborhead.Read(p); !ok || major != 5 || n > maxInPlaceMap {
 		return nil, false
 	}
 	var keys [maxInPlaceMap][]byte
@@ -372,7 +374,7 @@ func checkFreeValue(p []byte, depth int) ([]byte, bool) {
 		}
 		return p[9:], true
 	}
-	major, n, rest, ok := head(p)
+	major, n, rest, ok := cborhead.Read(p)
 	if !ok {
 		return nil, false
 	}
@@ -417,31 +419,9 @@ func checkFreeValue(p []byte, depth int) ([]byte, bool) {
 	return nil, false // tags, other simple values
 }
 
-// head reads the head of a data item of definite length: its major type,
-// its argument and what follows the head.
-func head(b []byte) (major byte, arg uint64, rest []byte, ok bool) {
-	if len(b) == 0 {
-		return 0, 0, nil, false
-	}
-	major, info := b[0]>>5, b[0]&0x1f
-	switch {
-	case info < 24:
-		return major, uint64(info), b[1:], true
-	case info == 24 && len(b) >= 2:
-		return major, uint64(b[1]), b[2:], true
-	case info == 25 && len(b) >= 3:
-		return major, uint64(binary.BigEndian.Uint16(b[1:])), b[3:], true
-	case info == 26 && len(b) >= 5:
-		return major, uint64(binary.BigEndian.Uint32(b[1:])), b[5:], true
-	case info == 27 && len(b) >= 9:
-		return major, binary.BigEndian.Uint64(b[1:]), b[9:], true
-	}
-	return 0, 0, nil, false
-}
-
 // text reads a text string of valid UTF-8.
 func text(p []byte) (s, rest []byte, ok bool) {
-	major, n, rest, ok := head(p)
+	major, n, rest, ok := cborhead.Read(p)
 	if !ok || major != 3 || n > uint64(len(rest)) || !utf8.Valid(rest[:n]) {
 		return nil, nil, false
 	}
@@ -452,7 +432,7 @@ func text(p []byte) (s, rest []byte, ok bool) {
 // that takes it only when it matches an ASCII name or passes a check that
 // admits ASCII alone (ValidIDBytes, parseUUID, validEventNameBytes).
 func asciiText(p []byte) (s, rest []byte, ok bool) {
-	major, n, rest, ok := head(p)
+	major, n, rest, ok := cborhead.Read(p)
 	if !ok || major != 3 || n > uint64(len(rest)) {
 		return nil, nil, false
 	}

@@ -1,0 +1,34 @@
+// Package cborhead reads the head of a CBOR data item (RFC 8949, section
+// 3) in place: its major type, its argument and the bytes after it. It is
+// the one primitive under the hand-written readers that take the shapes
+// this module writes itself without the general decoder (the outbox's
+// envelopes, the agent's profile records, the central's view of an event
+// batch); each of them leaves anything unusual to the strict decoder.
+//
+// It never allocates and never reads past b.
+package cborhead
+
+import "encoding/binary"
+
+// Read reads the head at the start of b. ok is false when b is empty, too
+// short for its head, or starts with a head of indefinite length or a
+// reserved additional information (28 to 31): nothing this module writes.
+func Read(b []byte) (major byte, arg uint64, rest []byte, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, nil, false
+	}
+	major, info := b[0]>>5, b[0]&0x1f
+	switch {
+	case info < 24:
+		return major, uint64(info), b[1:], true
+	case info == 24 && len(b) >= 2:
+		return major, uint64(b[1]), b[2:], true
+	case info == 25 && len(b) >= 3:
+		return major, uint64(binary.BigEndian.Uint16(b[1:])), b[3:], true
+	case info == 26 && len(b) >= 5:
+		return major, uint64(binary.BigEndian.Uint32(b[1:])), b[5:], true
+	case info == 27 && len(b) >= 9:
+		return major, binary.BigEndian.Uint64(b[1:]), b[9:], true
+	}
+	return 0, 0, nil, false
+}
