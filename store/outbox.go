@@ -392,44 +392,11 @@ func (tx *Tx) shed(recs, byts uint64) error {
 	return nil
 }
 
-// deleteOutbox removes one record and its index entries. It reports whether
-// the record existed. A record whose envelope no longer decodes is removed
-// all the same (its counters are left as they were: they cannot be known).
+// deleteOutbox removes one record and its index entries, as a range of
+// one. It reports whether the record existed.
 func (tx *Tx) deleteOutbox(seq uint64) (bool, error) {
-	key := u64key(seq)
-	ob := tx.bucket(bucketOutbox)
-	v := ob.Get(key)
-	if v == nil {
-		return false, nil
-	}
-	// The envelope is read in place: what it needs from it is taken
-	// before the delete.
-	env, derr := readEnvelope(key, v)
-	var sk []byte
-	if derr == nil && len(env.Subject) > 0 {
-		sk = subjKey(env.Subject, seq)
-	}
-	size := storedSize(v)
-	if err := ob.Delete(key); err != nil {
-		return false, err
-	}
-	if err := tx.bucket(bucketOutboxTel).Delete(key); err != nil {
-		return false, err
-	}
-	if derr != nil {
-		return true, nil
-	}
-	if sk != nil {
-		if err := tx.bucket(bucketOutboxSubj).Delete(sk); err != nil {
-			return false, err
-		}
-	}
-	c, err := tx.outboxCounters()
-	if err != nil {
-		return false, err
-	}
-	c.add(env.Class, size, -1)
-	return true, nil
+	n, err := tx.deleteOutboxRange(seq, seq)
+	return n == 1, err
 }
 
 // DeleteOutbox removes the record seq, if present, with its index entries.

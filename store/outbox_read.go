@@ -66,6 +66,14 @@ func (tx *Tx) DeleteOutboxRange(first, last uint64) (int, error) {
 	if !tx.writable {
 		return 0, ErrReadOnly
 	}
+	return tx.deleteOutboxRange(first, last)
+}
+
+// deleteOutboxRange removes the records from first to last with their
+// index entries; every delete of the outbox goes through it. A record
+// whose envelope no longer decodes is removed all the same (its counters
+// are left as they were: they cannot be known).
+func (tx *Tx) deleteOutboxRange(first, last uint64) (int, error) {
 	if first > last {
 		return 0, nil
 	}
