@@ -196,11 +196,8 @@ func scanEvent(raw []byte) (id [16]byte, rest []byte, ok bool) {
 		return id, nil, false
 	}
 	var (
-		seen                      int
-		typ                       []byte
-		event, userID, previousID bool
-		eventName                 []byte
-		anonymousID, hasTimestamp bool
+		seen           int // the keys read, each taken: any refusal returns at once
+		typ, eventName []byte
 	)
 	for range n {
 		var key []byte
@@ -222,21 +219,12 @@ func scanEvent(raw []byte) (id [16]byte, rest []byte, ok bool) {
 			typ, p, ok = asciiText(p)
 		case keyEvent:
 			eventName, p, ok = asciiText(p)
-			event = ok
-		case keyUserID:
+		case keyUserID, keyAnonymousID, keyPreviousID:
 			_, p, ok = nonEmptyText(p)
-			userID = ok
-		case keyAnonymousID:
-			_, p, ok = nonEmptyText(p)
-			anonymousID = ok
-		case keyPreviousID:
-			_, p, ok = nonEmptyText(p)
-			previousID = ok
 		case keyOriginalTimestamp:
 			var ts uint64
 			major, ts, p, ok = cborhead.Read(p)
 			ok = ok && major == 0 && ts > 0 && ts <= math.MaxInt64
-			hasTimestamp = ok
 		case keyProperties, keyTraits:
 			p, ok = checkFreeMap(p)
 		case keyContext:
@@ -246,20 +234,22 @@ func scanEvent(raw []byte) (id [16]byte, rest []byte, ok bool) {
 			return id, nil, false
 		}
 	}
-	if len(raw)-len(p) > MaxEventSize || seen&keyContext == 0 || !hasTimestamp || seen&keyMessageID == 0 {
+	has := func(bit int) bool { return seen&bit != 0 }
+	if len(raw)-len(p) > MaxEventSize || !has(keyContext) || !has(keyOriginalTimestamp) || !has(keyMessageID) {
 		return id, nil, false
 	}
+	event, userID := has(keyEvent), has(keyUserID)
 	switch string(typ) {
 	case string(EventTrack):
 		ok = event && validEventNameBytes(eventName)
 	case string(EventIdentify):
 		ok = !event
 	case string(EventAlias):
-		ok = !event && previousID && userID
+		ok = !event && has(keyPreviousID) && userID
 	default:
 		ok = false
 	}
-	return id, p, ok && (userID || anonymousID)
+	return id, p, ok && (userID || has(keyAnonymousID))
 }
 
 // checkContext checks an event's context in place: its four ids and, if
