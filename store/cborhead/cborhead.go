@@ -1,6 +1,6 @@
-// Package cborhead reads the head of a CBOR data item (RFC 8949, section
-// 3) in place: its major type, its argument and the bytes after it. It is
-// the one primitive under the hand-written readers that take the shapes
+// Package cborhead reads and writes the head of a CBOR data item (RFC 8949,
+// section 3): its major type and its argument. It is the one primitive
+// under the hand-written readers and writers that take the shapes
 // this module writes itself without the general decoder (the outbox's
 // envelopes, the agent's profile records, the central's view of an event
 // batch); each of them leaves anything unusual to the strict decoder.
@@ -8,7 +8,10 @@
 // It never allocates and never reads past b.
 package cborhead
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // Read reads the head at the start of b. ok is false when b is empty, too
 // short for its head, or starts with a head of indefinite length or a
@@ -31,4 +34,21 @@ func Read(b []byte) (major byte, arg uint64, rest []byte, ok bool) {
 		return major, binary.BigEndian.Uint64(b[1:]), b[9:], true
 	}
 	return 0, 0, nil, false
+}
+
+// Append appends the shortest head of major type major (0 to 7) and
+// argument n, as the deterministic encoder writes it.
+func Append(dst []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(dst, m|byte(n))
+	case n <= math.MaxUint8:
+		return append(dst, m|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, m|27), n)
 }

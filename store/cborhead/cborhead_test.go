@@ -8,7 +8,8 @@ import (
 )
 
 // TestReadAgreesWithEncoder: for every width of argument the encoder
-// writes, Read returns the major type, the argument and the rest; every
+// writes, Read returns the major type, the argument and the rest, and
+// Append writes the same head back; every
 // truncation of a head, and the heads this module never writes, are
 // refused.
 func TestReadAgreesWithEncoder(t *testing.T) {
@@ -30,6 +31,9 @@ func TestReadAgreesWithEncoder(t *testing.T) {
 		headLen := len(b) - len(rest)
 		if headLen < 1 || headLen > 9 || !bytes.Equal(rest, b[headLen:]) {
 			t.Fatalf("%v: rest after %d bytes of head", v, headLen)
+		}
+		if got := Append(nil, major, arg); !bytes.Equal(got, b[:headLen]) {
+			t.Fatalf("%v: Append wrote %x, the encoder %x", v, got, b[:headLen])
 		}
 		switch x := v.(type) {
 		case uint64:

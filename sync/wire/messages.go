@@ -1,10 +1,10 @@
 package wire
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"strconv"
+
+	"github.com/storeagent/storeagent/store/cborhead"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -408,45 +408,29 @@ const maxBatchHead = 96
 func appendEventBatchRaw(dst []byte, b EventBatch, events [][]byte) []byte {
 	dst = append(dst, 0xa7) // a map of 7 pairs
 	dst = appendText(dst, "v")
-	dst = appendHead(dst, 0, ProtocolVersion)
+	dst = cborhead.Append(dst, 0, ProtocolVersion)
 	dst = appendText(dst, "last")
-	dst = appendHead(dst, 0, b.Last)
+	dst = cborhead.Append(dst, 0, b.Last)
 	dst = appendText(dst, "agent")
 	dst = appendText(dst, b.Agent)
 	dst = appendText(dst, "first")
-	dst = appendHead(dst, 0, b.First)
+	dst = cborhead.Append(dst, 0, b.First)
 	dst = appendText(dst, "store")
 	dst = appendText(dst, b.Store)
 	dst = appendText(dst, "events")
-	dst = appendHead(dst, 4, uint64(len(events)))
+	dst = cborhead.Append(dst, 4, uint64(len(events)))
 	for _, e := range events {
 		dst = append(dst, e...)
 	}
 	dst = appendText(dst, "sentAt")
 	if b.SentAt < 0 {
-		return appendHead(dst, 1, uint64(-1-b.SentAt))
+		return cborhead.Append(dst, 1, uint64(-1-b.SentAt))
 	}
-	return appendHead(dst, 0, uint64(b.SentAt))
-}
-
-// appendHead appends the shortest head of major type major and argument n.
-func appendHead(dst []byte, major byte, n uint64) []byte {
-	m := major << 5
-	switch {
-	case n < 24:
-		return append(dst, m|byte(n))
-	case n <= math.MaxUint8:
-		return append(dst, m|24, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(dst, m|27), n)
+	return cborhead.Append(dst, 0, uint64(b.SentAt))
 }
 
 func appendText(dst []byte, s string) []byte {
-	return append(appendHead(dst, 3, uint64(len(s))), s...)
+	return append(cborhead.Append(dst, 3, uint64(len(s))), s...)
 }
 
 // DecodeEventBatch decodes and validates an EventBatch from an agent. It
