@@ -144,8 +144,7 @@ func (c *cache) follow(pkey, plain []byte) ([]byte, error) {
 	}
 	var home [identLen]byte // plain's room is reused for the record
 	if len(plain) != 1+identLen {
-		return nil, &store.CorruptError{Bucket: store.CacheBucket(store.BucketProfiles, c.gen), Key: pkey,
-			Err: errors.New("malformed home pointer")}
+		return nil, c.corrupt(store.BucketProfiles, pkey, "malformed home pointer")
 	}
 	copy(home[:], plain[1:])
 	v, err := c.idents().Peek(home[:])
@@ -153,16 +152,14 @@ func (c *cache) follow(pkey, plain []byte) ([]byte, error) {
 		return nil, err
 	}
 	if len(v) <= pkeyLen { // gone, or a pointer back: never followed
-		return nil, &store.CorruptError{Bucket: store.CacheBucket(store.BucketProfiles, c.gen), Key: pkey,
-			Err: errors.New("points to a home that holds no record")}
+		return nil, c.corrupt(store.BucketProfiles, pkey, "points to a home that holds no record")
 	}
 	owner, rec, err := c.openHome(plain[:0], home[:], v)
 	if err != nil {
 		return nil, err
 	}
 	if !bytes.Equal(owner, pkey) {
-		return nil, &store.CorruptError{Bucket: store.CacheBucket(store.BucketProfiles, c.gen), Key: pkey,
-			Err: errors.New("points to a home that holds another profile")}
+		return nil, c.corrupt(store.BucketProfiles, pkey, "points to a home that holds another profile")
 	}
 	return rec, nil
 }
@@ -188,10 +185,14 @@ func (c *cache) openHome(dst, h, v []byte) (owner, rec []byte, err error) {
 		return nil, nil, err
 	}
 	if len(plain) <= pkeyLen {
-		return nil, nil, &store.CorruptError{Bucket: store.CacheBucket(store.BucketIdents, c.gen), Key: h,
-			Err: errors.New("home entry without a record")}
+		return nil, nil, c.corrupt(store.BucketIdents, h, "home entry without a record")
 	}
 	return plain[:pkeyLen], plain[pkeyLen:], nil
+}
+
+// corrupt names damage to the cache entry at key of bucket base.
+func (c *cache) corrupt(base string, key []byte, why string) error {
+	return &store.CorruptError{Bucket: store.CacheBucket(base, c.gen), Key: key, Err: errors.New(why)}
 }
 
 // decode opens and decodes a sealed value read by a walk of the profiles
