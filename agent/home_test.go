@@ -28,7 +28,7 @@ func where(t *testing.T, f *fixture, pkey []byte) (string, []byte) {
 			at = "pkey"
 			return nil
 		}
-		at, home = "home", bytes.Clone(plain[1:])
+		at, home = "home", bytes.Clone(plain[1:1+identLen])
 		owner, rec, err := c.atIdent(nil, home)
 		if err == nil && !bytes.Equal(owner, pkey) {
 			t.Errorf("home %x holds the record of %x, not of %x", home[:4], owner[:4], pkey[:4])
@@ -229,7 +229,7 @@ func TestBrokenHomeIsCorruption(t *testing.T) {
 	f.profile(t, "c1", identHash("loyalty", card))
 	f.profile(t, "c2", identHash("email", email))
 	err := f.db.Update(func(tx *store.Tx) error {
-		return f.a.live(tx).profiles().PutSealed(f.a.pkey("c1"), append([]byte{homeTag}, identHash("email", email)...))
+		return f.a.live(tx).profiles().PutSealed(f.a.pkey("c1"), homePointer(identHash("email", email), &profileRec{}))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -285,5 +285,47 @@ func TestSnapshotSharedIdentifier(t *testing.T) {
 	}
 	if got := identifies(t, f, ident.Email, email); got != "a" {
 		t.Fatalf("e-mail identifies %q", got)
+	}
+}
+
+// TestSnapshotFollowsOnlyCarriedPointers: a snapshot's walks of the live
+// cache follow a pointer to its home only when the pointer says the record
+// has something to carry over (a decision made here). The home of a
+// customer without one is made unreadable: the snapshot never reads it,
+// and the decision made here for the other customer is carried.
+func TestSnapshotFollowsOnlyCarriedPointers(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	plainCard := identHash("loyalty", "4539578763621486")
+	f.profile(t, "plain", plainCard)
+	f.seedCustomer(t, "cust-1", card, email, map[string]consent.Status{"loyalty": consent.Granted})
+	at := f.a.now()
+	f.local(t, "marketing", consent.Granted, at)
+	err := f.db.Update(func(tx *store.Tx) error { return f.a.live(tx).idents().Put(plainCard, []byte("damaged home entry, not a seal")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := f.a.BeginSnapshot(ctx, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changes []Change
+	for _, id := range []string{"plain", "cust-1"} {
+		h := plainCard
+		if id == "cust-1" {
+			h = identHash("loyalty", card)
+		}
+		changes = append(changes, Change{Kind: ChangeProfile, Profile: id, Version: 2, Idents: [][]byte{h},
+			Attrs: []Attribute{{Name: "first_name", Purpose: "marketing", Value: id}}})
+	}
+	if err := snap.Add(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snap.Commit(ctx); err != nil {
+		t.Fatalf("the snapshot read a home it had no reason to: %v", err)
+	}
+	got, err := f.a.Identify(ctx, IdentifyRequest{Scan: card, Purpose: "marketing"})
+	if err != nil || !got.Permitted || len(got.Attributes) != 1 {
+		t.Fatalf("the decision made here was not carried: %+v %v", got, err)
 	}
 }

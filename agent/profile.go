@@ -110,12 +110,38 @@ type liveMark struct{ gen, since uint64 }
 //	idents[h]      = pkey (pkeyLen bytes, clear)  h identifies the profile at pkey, its record is elsewhere
 //	idents[h]      = sealed(pkey || record)       h is the home of pkey's record
 //	profiles[pkey] = sealed(record)               the record is here (a CBOR map)
-//	profiles[pkey] = sealed(homeTag || h)         the record is at idents[h]
+//	profiles[pkey] = sealed(homeTag || h || carry) the record is at idents[h]
 //
 // A sealed value is never pkeyLen bytes (the seal alone adds more), and a
 // record is a CBOR map, whose first byte is never homeTag. A store written
-// before homes (every record under its pkey) reads the same way.
+// before homes (every record under its pkey) reads the same way. carry is
+// 1 when a snapshot carries something of the record over (see carried):
+// a snapshot's walks of the live cache follow only those pointers, instead
+// of a random lookup for every customer.
 const homeTag = 0x00
+
+// homePointer is what profiles holds for rec, homed at h.
+func homePointer(h []byte, rec *profileRec) []byte {
+	carry := byte(0)
+	if carried(rec) {
+		carry = 1
+	}
+	return slices.Concat([]byte{homeTag}, h, []byte{carry})
+}
+
+// carried reports whether a snapshot carries anything of rec over: a
+// profile made here, or a decision made here (carryDecisions).
+func carried(rec *profileRec) bool {
+	if rec.Local {
+		return true
+	}
+	for _, e := range rec.Consent {
+		if e.Source == consent.Local {
+			return true
+		}
+	}
+	return false
+}
 
 // get returns the record at pkey, or nil.
 func (c *cache) get(pkey []byte) (*profileRec, error) {
@@ -143,7 +169,7 @@ func (c *cache) follow(pkey, plain []byte) ([]byte, error) {
 		return plain, nil
 	}
 	var home [identLen]byte // plain's room is reused for the record
-	if len(plain) != 1+identLen {
+	if len(plain) != 1+identLen+1 {
 		return nil, c.corrupt(store.BucketProfiles, pkey, "malformed home pointer")
 	}
 	copy(home[:], plain[1:])
@@ -195,26 +221,34 @@ func (c *cache) corrupt(base string, key []byte, why string) error {
 	return &store.CorruptError{Bucket: store.CacheBucket(base, c.gen), Key: key, Err: errors.New(why)}
 }
 
-// decode opens and decodes a sealed value read by a walk of the profiles
-// bucket.
-func (c *cache) decode(pkey, sealed []byte) (*profileRec, error) {
-	plain, err := c.profiles().Open(pkey, sealed)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := c.follow(pkey, plain)
-	if err != nil {
-		return nil, err
-	}
-	return c.unmarshal(pkey, raw)
-}
-
 func (c *cache) unmarshal(pkey, raw []byte) (*profileRec, error) {
 	rec := &profileRec{}
 	if err := store.UnmarshalRecord("profiles", pkey, raw, rec); err != nil {
 		return nil, err
 	}
 	return rec, nil
+}
+
+// getCarried is get for a snapshot's walks: nil, without following the
+// pointer to its home, for a record a snapshot carries nothing of.
+func (c *cache) getCarried(pkey []byte) (*profileRec, error) {
+	plain, err := c.profiles().GetSealed(pkey)
+	if err != nil || plain == nil {
+		return nil, err
+	}
+	return c.carriedRec(pkey, plain)
+}
+
+// carriedRec is getCarried of plain, the opened profiles value of pkey.
+func (c *cache) carriedRec(pkey, plain []byte) (*profileRec, error) {
+	if len(plain) == 1+identLen+1 && plain[0] == homeTag && plain[1+identLen] == 0 {
+		return nil, nil
+	}
+	raw, err := c.follow(pkey, plain)
+	if err != nil {
+		return nil, err
+	}
+	return c.unmarshal(pkey, raw)
 }
 
 // lookup returns the profile key an identifier hash maps to, or nil.
@@ -269,7 +303,7 @@ func (c *cache) write(pkey []byte, rec *profileRec) error {
 	if len(rec.Idents) == 0 {
 		err = c.profiles().PutSealed(pkey, b)
 	} else {
-		err = c.writeHomed(pkey, rec.Idents, b)
+		err = c.writeHomed(pkey, rec, b)
 	}
 	if err != nil {
 		return err
@@ -280,17 +314,17 @@ func (c *cache) write(pkey []byte, rec *profileRec) error {
 	return nil
 }
 
-// writeHomed stores the record b at its first identifier, a pointer to it
-// at pkey, and pkey at its other identifiers.
-func (c *cache) writeHomed(pkey []byte, idents [][]byte, b []byte) error {
-	home := idents[0]
+// writeHomed stores b, rec encoded, at its first identifier, a pointer to
+// it at pkey, and pkey at its other identifiers.
+func (c *cache) writeHomed(pkey []byte, rec *profileRec, b []byte) error {
+	home := rec.Idents[0]
 	if err := c.idents().PutSealed(home, slices.Concat(pkey, b)); err != nil {
 		return err
 	}
-	if err := c.profiles().PutSealed(pkey, slices.Concat([]byte{homeTag}, home)); err != nil {
+	if err := c.profiles().PutSealed(pkey, homePointer(home, rec)); err != nil {
 		return err
 	}
-	for _, h := range idents[1:] {
+	for _, h := range rec.Idents[1:] {
 		if err := c.idents().Put(h, pkey); err != nil {
 			return err
 		}

@@ -197,7 +197,7 @@ func (s *Snapshot) final(tx *store.Tx, pk, val []byte) ([]byte, error) {
 	if err := store.UnmarshalRecord("snapshot", pk, val, &rec); err != nil {
 		return nil, err
 	}
-	mine, err := live.get(pk)
+	mine, err := live.getCarried(pk)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (s *Snapshot) index(pk []byte, rec *profileRec) ([]byte, error) {
 	for _, h := range rec.Idents[1:] {
 		s.idents.Buffer(h, pk)
 	}
-	return slices.Concat([]byte{homeTag}, rec.Idents[0]), nil
+	return homePointer(rec.Idents[0], rec), nil
 }
 
 // displace folds two entries of one identifier as a put would: the later
@@ -303,8 +303,12 @@ func (s *Snapshot) carryWalk(tx *store.Tx, live *cache, before []byte, limit int
 		}
 		walked++
 		s.liveAfter = bytes.Clone(k)
-		rec, err := live.decode(k, v)
-		if err != nil || !rec.Local {
+		plain, err := live.profiles().Open(k, v)
+		if err != nil {
+			return false, err
+		}
+		rec, err := live.carriedRec(k, plain)
+		if err != nil || rec == nil || !rec.Local {
 			return false, err
 		}
 		b, err := s.index(k, rec)
