@@ -301,7 +301,9 @@ func TestSnapshotFollowsOnlyCarriedPointers(t *testing.T) {
 	f.seedCustomer(t, "cust-1", card, email, map[string]consent.Status{"loyalty": consent.Granted})
 	at := f.a.now()
 	f.local(t, "marketing", consent.Granted, at)
-	err := f.db.Update(func(tx *store.Tx) error { return f.a.live(tx).idents().Put(plainCard, []byte("damaged home entry, not a seal")) })
+	err := f.db.Update(func(tx *store.Tx) error {
+		return f.a.live(tx).idents().Put(plainCard, []byte("damaged home entry, not a seal"))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
