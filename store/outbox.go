@@ -215,8 +215,8 @@ func readEnvelope(k, v []byte) (envelope, error) {
 	if !ok {
 		// Anything the fast reader does not take, the strict decoder
 		// judges: it accepts the same records, and names the damage.
-		env = envelope{}
-		if err := UnmarshalRecord(bucketOutbox, k, v, &env); err != nil {
+		var err error
+		if env, err = strictEnvelope(k, v); err != nil {
 			return envelope{}, err
 		}
 	}
@@ -224,6 +224,17 @@ func readEnvelope(k, v []byte) (envelope, error) {
 		return envelope{}, &CorruptError{Bucket: bucketOutbox, Key: k, Err: fmt.Errorf("envelope v%d class %d", env.V, env.Class)}
 	}
 	return env, nil
+}
+
+// strictEnvelope decodes v with the general decoder. It is apart from
+// readEnvelope so that only this path pays for the envelope escaping to the
+// heap (inlined, it would take the caller's envelope with it).
+//
+//go:noinline
+func strictEnvelope(k, v []byte) (envelope, error) {
+	var env envelope
+	err := UnmarshalRecord(bucketOutbox, k, v, &env)
+	return env, err
 }
 
 // parseEnvelope reads an envelope as encode writes it (a map of its integer
