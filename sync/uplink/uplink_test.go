@@ -337,26 +337,38 @@ func TestAdvance(t *testing.T) {
 
 // A central that never acks a batch may be refusing an event in it: after
 // a few re-sends the window is rebuilt checking every event in full, and
-// the bad one is moved aside.
+// the bad one is moved aside. The batch encoder does not parse the events,
+// so a stored event that is not even well-formed CBOR takes the same way.
 func TestNeverAckedBatchRebuiltStrict(t *testing.T) {
-	db := storetest.Open(t, store.Options{})
-	appendEvents(t, db, 3, store.Critical)
-	bad, _ := (&event.Event{Type: event.Track, Event: "x"}).Encode() // a CBOR map, but no messageId, no context
-	db.Update(func(tx *store.Tx) error {
-		_, err := tx.AppendOutbox(store.Entry{Class: store.Critical, Payload: bad})
-		return err
-	})
-	appendEvents(t, db, 3, store.Critical)
-	f := start(t, db, Config{AckTimeout: 50 * time.Millisecond})
-	bs := f.pub.waitBatches(t, 1)
-	ackAll(f, bs)
-	if bs[0].First != 1 || len(bs[0].Events) != 6 || bs[0].Last != 7 {
-		t.Fatalf("after the strict rebuild: batch [%d,%d] with %d events", bs[0].First, bs[0].Last, len(bs[0].Events))
+	invalidEvent, _ := (&event.Event{Type: event.Track, Event: "x"}).Encode() // a CBOR map, but no messageId, no context
+	tests := []struct {
+		name string
+		bad  []byte
+	}{
+		{"not an event", invalidEvent},
+		{"not well-formed", []byte{0xa2, 0x61, 0x61}}, // a map of two pairs, cut off in the first key
 	}
-	f.pub.mu.Lock()
-	invalid := f.pub.invalid
-	f.pub.mu.Unlock()
-	if invalid == 0 || f.up.Stats().Quarantined != 1 {
-		t.Fatalf("invalid batches %d, quarantined %d", invalid, f.up.Stats().Quarantined)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := storetest.Open(t, store.Options{})
+			appendEvents(t, db, 3, store.Critical)
+			db.Update(func(tx *store.Tx) error {
+				_, err := tx.AppendOutbox(store.Entry{Class: store.Critical, Payload: tc.bad})
+				return err
+			})
+			appendEvents(t, db, 3, store.Critical)
+			f := start(t, db, Config{AckTimeout: 50 * time.Millisecond})
+			bs := f.pub.waitBatches(t, 1)
+			ackAll(f, bs)
+			if bs[0].First != 1 || len(bs[0].Events) != 6 || bs[0].Last != 7 {
+				t.Fatalf("after the strict rebuild: batch [%d,%d] with %d events", bs[0].First, bs[0].Last, len(bs[0].Events))
+			}
+			f.pub.mu.Lock()
+			invalid := f.pub.invalid
+			f.pub.mu.Unlock()
+			if invalid == 0 || f.up.Stats().Quarantined != 1 {
+				t.Fatalf("invalid batches %d, quarantined %d", invalid, f.up.Stats().Quarantined)
+			}
+		})
 	}
 }

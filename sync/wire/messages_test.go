@@ -510,9 +510,9 @@ func TestEncodeEventBatchRaw(t *testing.T) {
 	if err != nil || string(got) != string(want) {
 		t.Fatalf("raw batch differs (%v)", err)
 	}
-	bad := [][]byte{{0xff}}
-	if _, err := EncodeEventBatchRaw(b, bad); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("malformed raw event: %v", err)
+	big := [][]byte{make([]byte, MaxEventSize+1)}
+	if _, err := EncodeEventBatchRaw(b, big); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized raw event: %v", err)
 	}
 	if _, err := EncodeEventBatchRaw(EventBatch{Agent: "a1", Store: "s1", First: 3, Last: 3, SentAt: 1}, raws); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("three events in one seq: %v", err)
