@@ -49,7 +49,7 @@ func TestCorruptOutboxRecord(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rawPut(t, path, "outbox", seqKey(2), tc.val)
+			rawPut(t, path, "outbox/0000000000000000", seqKey(2), tc.val) // record 2's segment
 			db, err := store.Open(path, store.Options{Key: key})
 			if err != nil {
 				t.Fatal(err)

@@ -37,3 +37,10 @@ func ScratchEntries(db *DB) (n int, err error) {
 	})
 	return n, err
 }
+
+// OutboxSegmentsForTest lists the outbox's segments, in order.
+func (db *DB) OutboxSegmentsForTest() []uint64 {
+	var segs []uint64
+	db.View(func(tx *Tx) error { segs = tx.segmentsIn(0, ^uint64(0)); return nil })
+	return segs
+}

@@ -287,6 +287,46 @@ func parseEnvelope(v []byte) (env envelope, ok bool) {
 	return env, len(v) == 0
 }
 
+// envelopeHead reads what a delete needs of an envelope as encode writes
+// it, its class and subject, and stops before the label and the sealed
+// payload: a drain deletes every record it sent, and the full read was a
+// tenth of the deletes. It reports false for anything else, which
+// readEnvelope then judges; what parseEnvelope takes, it takes with the
+// same class and subject (FuzzParseEnvelope holds it to that).
+func envelopeHead(v []byte) (class Class, subject []byte, ok bool) {
+	major, n, v, ok := cborhead.Read(v)
+	if !ok || major != 5 || n > 6 {
+		return 0, nil, false
+	}
+	var version uint64
+	last := -1
+	for range n {
+		var key, val uint64
+		if major, key, v, ok = cborhead.Read(v); !ok || major != 0 || int(key) <= last || key > 5 {
+			return 0, nil, false
+		}
+		if key >= 4 {
+			break
+		}
+		last = int(key)
+		if major, val, v, ok = cborhead.Read(v); !ok {
+			return 0, nil, false
+		}
+		switch {
+		case key == 0 && major == 0:
+			version = val
+		case key == 1 && major == 0 && val <= 0xff:
+			class = Class(val)
+		case key == 2 && (major == 0 || major == 1):
+		case key == 3 && major == 2 && val <= uint64(len(v)):
+			subject, v = v[:val:val], v[val:]
+		default:
+			return 0, nil, false
+		}
+	}
+	return class, subject, version == envelopeV1 && (class == Critical || class == Telemetry)
+}
+
 // storedSize is what a record costs against the byte bound.
 func storedSize(val []byte) uint64 { return uint64(8 + len(val)) }
 
@@ -323,7 +363,10 @@ func (tx *Tx) AppendOutbox(e Entry) (uint64, error) {
 }
 
 func (tx *Tx) putOutbox(seq uint64, e Entry, val []byte, size uint64) error {
-	ob := tx.bucket(bucketOutbox)
+	ob, err := tx.segment(segmentOf(seq), true)
+	if err != nil {
+		return err
+	}
 	ob.FillPercent = 1.0 // keys only ever grow: pack pages full
 	key := u64key(seq)
 	if err := ob.Put(key, val); err != nil {
@@ -421,12 +464,11 @@ func (tx *Tx) DeleteOutbox(seq uint64) error {
 
 // OutboxRecord returns the record seq, opened, and whether it exists.
 func (tx *Tx) OutboxRecord(seq uint64) (Record, bool, error) {
-	key := u64key(seq)
-	v := tx.bucket(bucketOutbox).Get(key)
+	v := tx.outboxGet(seq)
 	if v == nil {
 		return Record{}, false, nil
 	}
-	r, err := tx.decode(key, v, true)
+	r, err := tx.decode(u64key(seq), v, true)
 	return r, err == nil, err
 }
 
@@ -479,12 +521,14 @@ func (tx *Tx) OutboxBySubject(subject []byte) ([]uint64, error) {
 // file whose counters were damaged. Shed and rejected totals restart at 0.
 func (tx *Tx) recount() error {
 	c := &outboxCounters{V: 1}
-	cur := tx.bucket(bucketOutbox).Cursor()
-	for k, v := cur.First(); k != nil; k, v = cur.Next() {
-		if r, err := tx.decode(k, v, false); err == nil {
-			c.add(r.Class, storedSize(v), +1)
-		}
-	}
+	err := tx.outboxParts(0, func(_ uint64, b *bolt.Bucket) (bool, error) {
+		return true, b.ForEach(func(k, v []byte) error {
+			if r, err := tx.decode(k, v, false); err == nil {
+				c.add(r.Class, storedSize(v), +1)
+			}
+			return nil
+		})
+	})
 	tx.counters = c
-	return nil
+	return err
 }

@@ -24,9 +24,14 @@ func FuzzParseEnvelope(f *testing.F) {
 	f.Add([]byte{0xa2, 0x00, 0x01, 0x00, 0x01}) // a key twice
 	f.Add([]byte{0xa1, 0x04, 0x62, 0xff, 0xfe}) // a label that is not UTF-8
 	f.Fuzz(func(t *testing.T, v []byte) {
+		class, subject, headOK := envelopeHead(v)
 		fast, ok := parseEnvelope(v)
 		if !ok {
 			return
+		}
+		valid := fast.V == envelopeV1 && (fast.Class == Critical || fast.Class == Telemetry)
+		if valid && (!headOK || class != fast.Class || !bytes.Equal(subject, fast.Subject)) || !valid && headOK {
+			t.Fatalf("%x: the head reader says %v %x (%t), the full one %v %x", v, class, subject, headOK, fast.Class, fast.Subject)
 		}
 		var strict envelope
 		if err := UnmarshalRecord(bucketOutbox, u64key(7), v, &strict); err != nil {

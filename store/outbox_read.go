@@ -13,7 +13,6 @@ import bolt "go.etcd.io/bbolt"
 func (db *DB) ReadOutbox(from uint64, maxRecords, maxBytes int) ([]Record, error) {
 	var out []Record
 	err := db.View(func(tx *Tx) error {
-		c := tx.bucket(bucketOutbox).Cursor()
 		size := 0
 		// The page's payloads share one buffer: one allocation for the
 		// page rather than one for each record. A record past the byte
@@ -21,28 +20,34 @@ func (db *DB) ReadOutbox(from uint64, maxRecords, maxBytes int) ([]Record, error
 		// grow for it.
 		var buf []byte
 		overhead := tx.db.seal.aead.NonceSize() + tx.db.seal.aead.Overhead()
-		for k, v := c.Seek(u64key(from)); k != nil && len(out) < maxRecords; k, v = c.Next() {
-			env, err := readEnvelope(k, v)
-			if err != nil {
-				return err
+		return tx.outboxParts(from, func(_ uint64, b *bolt.Bucket) (bool, error) {
+			c := b.Cursor()
+			for k, v := c.Seek(u64key(from)); k != nil; k, v = c.Next() {
+				if len(out) >= maxRecords {
+					return false, nil
+				}
+				env, err := readEnvelope(k, v)
+				if err != nil {
+					return false, err
+				}
+				if len(out) > 0 && size+len(env.Sealed)-overhead > maxBytes {
+					return false, nil
+				}
+				if buf == nil {
+					buf = make([]byte, 0, min(maxBytes, maxRecords*len(v))+len(v))
+				}
+				var r Record
+				if r, buf, err = tx.openAppend(buf, k, env); err != nil {
+					return false, err
+				}
+				size += len(r.Payload)
+				if out == nil {
+					out = make([]Record, 0, min(maxRecords, 1024))
+				}
+				out = append(out, r)
 			}
-			if len(out) > 0 && size+len(env.Sealed)-overhead > maxBytes {
-				break
-			}
-			if buf == nil {
-				buf = make([]byte, 0, min(maxBytes, maxRecords*len(v))+len(v))
-			}
-			var r Record
-			if r, buf, err = tx.openAppend(buf, k, env); err != nil {
-				return err
-			}
-			size += len(r.Payload)
-			if out == nil {
-				out = make([]Record, 0, min(maxRecords, 1024))
-			}
-			out = append(out, r)
-		}
-		return nil
+			return true, nil
+		})
 	})
 	return out, err
 }
@@ -70,9 +75,10 @@ func (tx *Tx) DeleteOutboxRange(first, last uint64) (int, error) {
 }
 
 // deleteOutboxRange removes the records from first to last with their
-// index entries; every delete of the outbox goes through it. A record
-// whose envelope no longer decodes is removed all the same (its counters
-// are left as they were: they cannot be known).
+// index entries; every delete of the outbox goes through it. A segment the
+// range holds all of goes whole (see OutboxSegment). A record whose
+// envelope no longer decodes is removed all the same (its counters are left
+// as they were: they cannot be known).
 func (tx *Tx) deleteOutboxRange(first, last uint64) (int, error) {
 	if first > last {
 		return 0, nil
@@ -82,18 +88,30 @@ func (tx *Tx) deleteOutboxRange(first, last uint64) (int, error) {
 		return 0, err
 	}
 	var subjects [][]byte
-	n, err := deleteKeyRange(tx.bucket(bucketOutbox), first, last, func(k, v []byte) {
-		env, err := readEnvelope(k, v)
-		if err != nil {
-			return // removed all the same; its counters cannot be known
+	seen := func(k, v []byte) {
+		class, subject, ok := envelopeHead(v)
+		if !ok {
+			env, err := readEnvelope(k, v)
+			if err != nil {
+				return // removed all the same; its counters cannot be known
+			}
+			class, subject = env.Class, env.Subject
 		}
-		c.add(env.Class, storedSize(v), -1)
-		if len(env.Subject) > 0 {
-			subjects = append(subjects, subjKey(env.Subject, keyU64(k)))
+		c.add(class, storedSize(v), -1)
+		if len(subject) > 0 {
+			subjects = append(subjects, subjKey(subject, keyU64(k)))
 		}
-	})
+	}
+	n, err := deleteKeyRange(tx.bucket(bucketOutbox), first, last, seen)
 	if err != nil {
 		return 0, err
+	}
+	for _, seg := range tx.segmentsIn(first, last) {
+		m, err := tx.deleteSegmentRange(seg, first, last, seen)
+		if err != nil {
+			return 0, err
+		}
+		n += m
 	}
 	if _, err := deleteKeyRange(tx.bucket(bucketOutboxTel), first, last, nil); err != nil {
 		return 0, err
@@ -152,7 +170,7 @@ func deleteKeyRange(b *bolt.Bucket, first, last uint64, seen func(k, v []byte)) 
 func (db *DB) QuarantineOutbox(seq uint64) error {
 	return db.Update(func(tx *Tx) error {
 		key := u64key(seq)
-		v := tx.bucket(bucketOutbox).Get(key)
+		v := tx.outboxGet(seq)
 		if v == nil {
 			return nil
 		}
@@ -202,13 +220,20 @@ func (db *DB) OutboxStats() (OutboxStats, error) {
 			Rejected:  c.Rejected,
 			Limits:    db.opts.Outbox,
 		}
-		ob := tx.bucket(bucketOutbox)
-		s.LastSeq = ob.Sequence()
-		if k, v := ob.Cursor().First(); k != nil {
+		s.LastSeq = tx.bucket(bucketOutbox).Sequence()
+		err = tx.outboxParts(0, func(_ uint64, b *bolt.Bucket) (bool, error) {
+			k, v := b.Cursor().First()
+			if k == nil {
+				return true, nil
+			}
 			s.FirstSeq = keyU64(k)
 			if r, err := tx.decode(k, v, false); err == nil {
 				s.OldestAt = r.At
 			}
+			return false, nil
+		})
+		if err != nil {
+			return err
 		}
 		s.Telemetry.OldestAt, s.Critical.OldestAt = tx.oldestByClass(s.Critical.Records > 0)
 		return nil
@@ -222,9 +247,9 @@ func (db *DB) OutboxStats() (OutboxStats, error) {
 // so a status poll stays short; past the bound the critical age is left
 // out).
 func (tx *Tx) oldestByClass(wantCritical bool) (telemetry, critical int64) {
-	ob, tel := tx.bucket(bucketOutbox), tx.bucket(bucketOutboxTel)
+	tel := tx.bucket(bucketOutboxTel)
 	if k, _ := tel.Cursor().First(); k != nil {
-		if v := ob.Get(k); v != nil {
+		if v := tx.outboxGet(keyU64(k)); v != nil {
 			if r, err := tx.decode(k, v, false); err == nil {
 				telemetry = r.At
 			}
@@ -233,18 +258,23 @@ func (tx *Tx) oldestByClass(wantCritical bool) (telemetry, critical int64) {
 	if !wantCritical {
 		return telemetry, 0
 	}
-	c := ob.Cursor()
 	n := 0
-	for k, v := c.First(); k != nil && n < 100_000; k, v = c.Next() {
-		n++
-		if tel.Get(k) != nil {
-			continue
+	tx.outboxParts(0, func(_ uint64, b *bolt.Bucket) (bool, error) {
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if n++; n > 100_000 {
+				return false, nil
+			}
+			if tel.Get(k) != nil {
+				continue
+			}
+			if r, err := tx.decode(k, v, false); err == nil {
+				critical = r.At
+			}
+			return false, nil
 		}
-		if r, err := tx.decode(k, v, false); err == nil {
-			critical = r.At
-		}
-		break
-	}
+		return true, nil
+	})
 	return telemetry, critical
 }
 

@@ -48,7 +48,7 @@ var cacheBuckets = map[string][2]string{
 }
 
 // SchemaVersion is the schema this build writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 const metaSchema = "store.schema"
 
@@ -71,6 +71,11 @@ var migrations = []migration{
 		CacheBucket(BucketProfiles, 1), CacheBucket(BucketIdents, 1), CacheBucket(BucketExpiry, 1),
 	)},
 	{to: 2, name: "create the bulk loader's scratch bucket", fn: createBuckets(bucketLoading)},
+	// New outbox records go into segment buckets (outbox_segments.go); the
+	// records already in "outbox" stay there and are read first. Nothing
+	// moves, but a build that knows no segments must not open the file:
+	// it would take a queue of segments for an empty outbox.
+	{to: 3, name: "outbox in segments", fn: func(*bolt.Tx) error { return nil }},
 }
 
 func createBuckets(names ...string) func(*bolt.Tx) error {

@@ -16,6 +16,10 @@ type Tx struct {
 
 	counters *outboxCounters // loaded on first outbox write, saved by finish
 	appended bool            // the outbox grew in this transaction
+	seg      struct {        // the outbox segment last opened (see Tx.segment)
+		id uint64
+		b  *bolt.Bucket
+	}
 
 	handles [3]Bucket // room for the first handles, so a short read allocates none
 	nh      int
@@ -251,7 +255,7 @@ func (db *DB) Dump(fn func(bucket string, k, v []byte) error) error {
 	return db.View(func(tx *Tx) error {
 		return tx.btx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			return b.ForEach(func(k, v []byte) error {
-				if string(name) == bucketOutbox {
+				if isOutboxBucket(name) {
 					if r, err := tx.decode(k, v, true); err == nil {
 						v = append(r.Subject, r.Payload...)
 					}
