@@ -3,55 +3,102 @@ package uplink
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/storeagent/storeagent/store"
 	"github.com/storeagent/storeagent/sync/wire"
 )
 
-// deleter removes acked ranges from the outbox, off the drain's path: a
+// deletion is what the drain tells the deleter: a range the central acked,
+// or, with flush, that the drain is idle (the outbox is drained and nothing
+// is in flight).
+type deletion struct {
+	r     wire.Range
+	flush bool
+}
+
+// flushAfter is how long acked records may wait for their segment to be
+// acked whole when no ack and no flush comes. A variable for tests.
+var flushAfter = time.Second
+
+// deleter removes acked records from the outbox, off the drain's path: a
 // delete costs an fsync, and the drain should be reading and sending
-// meanwhile. Ranges that arrive together share one transaction. It keeps
-// the acked frontier: every sequence number up to it is acked, and it is
-// stored in the same transaction as the deletes.
-func (u *Uplink) deleter(ctx context.Context, frontier uint64, in <-chan wire.Range) {
+// meanwhile. It keeps the acked frontier (every sequence number up to it is
+// acked) and deletes up to it in one transaction, storing the point it
+// deleted to with the deletes.
+//
+// While the drain is busy it deletes only up to the last whole segment
+// below the frontier (store.OutboxSegment): the store drops a segment whose
+// records are all in the range in one step, where the records of a segment
+// cut in two are deleted one by one. What waits is at most one segment of
+// acked records, deleted once the next ranges complete the segment, when
+// the drain says it is idle, or after flushAfter. A restart before that
+// re-sends them, and the central drops the repeated messageIds.
+func (u *Uplink) deleter(ctx context.Context, frontier uint64, in <-chan deletion) {
+	deleted := frontier    // persisted: every record up to it is gone
 	var above []wire.Range // acked ranges beyond the frontier, not yet joined to it
+	idle := time.NewTimer(flushAfter)
+	defer idle.Stop()
 	for {
-		var batch []wire.Range
+		flush := false
 		select {
-		case r := <-in:
-			batch = append(batch, r)
+		case d := <-in:
+			above, flush = collect(above, d, flush)
+		case <-idle.C:
+			flush = true
 		case <-ctx.Done():
 			return
 		}
 	more:
 		for {
 			select {
-			case r := <-in:
-				batch = append(batch, r)
+			case d := <-in:
+				above, flush = collect(above, d, flush)
 			default:
 				break more
 			}
 		}
-		above = append(above, batch...)
+		idle.Reset(flushAfter)
 		frontier, above = advance(frontier, above)
+		target := frontier
+		if !flush {
+			target = wholeSegments(frontier)
+		}
+		if target <= deleted {
+			continue
+		}
 		err := u.st.Update(func(tx *store.Tx) error {
-			for _, r := range batch {
-				if _, err := tx.DeleteOutboxRange(r.First, r.Last); err != nil {
-					return err
-				}
+			if _, err := tx.DeleteOutboxRange(deleted+1, target); err != nil {
+				return err
 			}
-			if frontier > tx.MetaUint(MetaAcked) {
-				return tx.SetMetaUint(MetaAcked, frontier)
-			}
-			return nil
+			return tx.SetMetaUint(MetaAcked, target)
 		})
 		if err != nil {
-			// The records stay and will be sent and acked again: harmless.
+			// The records stay and will be deleted with the next range, or
+			// sent and acked again: harmless.
 			u.log.Warn("delete acked events", "err", err)
 			continue
 		}
-		u.c.ackedThrough.Store(frontier)
+		deleted = target
+		u.c.ackedThrough.Store(deleted)
 	}
+}
+
+func collect(above []wire.Range, d deletion, flush bool) ([]wire.Range, bool) {
+	if d.r.Last > 0 {
+		above = append(above, d.r)
+	}
+	return above, flush || d.flush
+}
+
+// wholeSegments is the last sequence number before the segment that holds
+// frontier+1: deleting up to it cuts no segment in two.
+func wholeSegments(frontier uint64) uint64 {
+	start := (frontier + 1) / store.OutboxSegment * store.OutboxSegment
+	if start == 0 {
+		return 0
+	}
+	return start - 1
 }
 
 // advance joins to the frontier every range that touches it, and returns

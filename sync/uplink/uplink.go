@@ -209,7 +209,8 @@ type drain struct {
 	strict   int // batches still to build checking every event against the wire's rules
 	pace     time.Duration
 	lastSend time.Time
-	deletes  chan wire.Range
+	drained  bool // the last read found nothing more to send
+	deletes  chan deletion
 }
 
 // Run drains until ctx ends, then returns nil.
@@ -219,7 +220,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		return fmt.Errorf("uplink: %w", err)
 	}
 	u.c.ackedThrough.Store(acked)
-	d := &drain{Uplink: u, next: acked + 1, deletes: make(chan wire.Range, 1024)}
+	d := &drain{Uplink: u, next: acked + 1, deletes: make(chan deletion, 1024)}
 	done := make(chan struct{})
 	go func() { defer close(done); u.deleter(ctx, acked, d.deletes) }()
 	defer func() { <-done }()
@@ -251,7 +252,7 @@ func (d *drain) fill(ctx context.Context) {
 			d.log.Warn("read outbox", "err", err)
 			return
 		}
-		if b == nil {
+		if d.drained = b == nil; d.drained {
 			return
 		}
 		d.inflight = append(d.inflight, b)
@@ -416,7 +417,10 @@ func (d *drain) ack(a wire.Ack) {
 		}
 		clear(d.inflight[len(kept):])
 		d.inflight = kept
-		d.deletes <- r
+		d.deletes <- deletion{r: r}
+	}
+	if len(d.inflight) == 0 && d.drained {
+		d.deletes <- deletion{flush: true} // nothing more is coming for now
 	}
 	d.c.inflight.Store(int64(len(d.inflight)))
 	d.c.lastAckAt.Store(d.cfg.Now().UnixMilli())

@@ -186,6 +186,50 @@ func TestDrainInOrder(t *testing.T) {
 	}
 }
 
+// While the drain is busy, acked records leave in whole segments: a range
+// that ends inside a segment waits for the next one to complete it. When
+// the outbox is drained and every batch acked, the rest goes at once.
+func TestDeletesWaitForWholeSegments(t *testing.T) {
+	defer func(d time.Duration) { flushAfter = d }(flushAfter)
+	flushAfter = time.Hour // only the drain's own flush
+	db := storetest.Open(t, store.Options{})
+	const n = 2500
+	appendEvents(t, db, n, store.Telemetry)
+	f := start(t, db, Config{MaxEvents: 1000})
+	bs := f.pub.waitBatches(t, 3)
+	first := func() uint64 {
+		s, err := db.OutboxStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.FirstSeq
+	}
+	ackAll(f, bs[:1]) // 1..1000: inside the first segment, and more in flight
+	time.Sleep(50 * time.Millisecond)
+	if got := f.up.Stats().AckedThrough; got != 0 || first() != 1 {
+		t.Fatalf("acked through %d, first record %d: part of a segment went while the drain was busy", got, first())
+	}
+	ackAll(f, bs[1:2]) // 1001..2000 completes the first segment
+	waitAcked(t, f, store.OutboxSegment-1)
+	if got := first(); got != store.OutboxSegment {
+		t.Fatalf("first record %d after the first segment was acked whole", got)
+	}
+	ackAll(f, bs[2:]) // the last batch: drained, nothing in flight
+	waitAcked(t, f, n)
+	if got := first(); got != 0 {
+		t.Fatalf("first record %d after every batch was acked", got)
+	}
+}
+
+func TestWholeSegments(t *testing.T) {
+	const s = store.OutboxSegment
+	for frontier, want := range map[uint64]uint64{0: 0, 1: 0, s - 2: 0, s - 1: s - 1, s: s - 1, 2*s - 2: s - 1, 2*s - 1: 2*s - 1} {
+		if got := wholeSegments(frontier); got != want {
+			t.Errorf("wholeSegments(%d) = %d, want %d", frontier, got, want)
+		}
+	}
+}
+
 // Nothing leaves the outbox without an ack; at most Window batches wait.
 func TestWindowAndNoAckNoDelete(t *testing.T) {
 	db := storetest.Open(t, store.Options{})
