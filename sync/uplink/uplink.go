@@ -63,7 +63,7 @@ type Config struct {
 	Scope      wire.Scope    // tenant, store, agent: the events topic and the batch header
 	MaxEvents  int           // events per batch, default 1000
 	MaxBytes   int           // encoded batch size, default wire.MaxEventBatchSize
-	Window     int           // batches in flight, default 16
+	Window     int           // batches in flight, default 32 (see withDefaults)
 	Linger     time.Duration // wait for more events before a partial batch, default 10ms
 	AckTimeout time.Duration // re-send when the oldest batch waits this long, default 10s
 	MaxPace    time.Duration // the most a central's pace may slow us, default 10s
@@ -82,7 +82,11 @@ func (c Config) withDefaults() Config {
 		c.MaxBytes = wire.MaxEventBatchSize
 	}
 	if c.Window <= 0 {
-		c.Window = 16
+		// 16 left a loopback drain waiting on the central's journal
+		// fsyncs (~12% of two cores idle) and one 50 ms away bound by
+		// the window: 32 drained 8% and 25% faster there. Each batch
+		// in flight holds up to 256 KiB of events.
+		c.Window = 32
 	}
 	if c.Linger <= 0 {
 		c.Linger = 10 * time.Millisecond
