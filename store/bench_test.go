@@ -109,7 +109,8 @@ func BenchmarkOutboxDiskBytes(b *testing.B) {
 		var bytes int
 		db.View(func(tx *Tx) error {
 			return tx.btx.ForEach(func(name []byte, b *bolt.Bucket) error {
-				if isOutboxBucket(name) || string(name) == bucketOutboxTel || string(name) == bucketOutboxSubj {
+				_, tel := telIndex.parse(name)
+				if isOutboxBucket(name) || tel || string(name) == bucketOutboxTel || string(name) == bucketOutboxSubj {
 					s := b.Stats()
 					bytes += s.BranchAlloc + s.LeafAlloc
 				}

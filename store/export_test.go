@@ -41,6 +41,13 @@ func ScratchEntries(db *DB) (n int, err error) {
 // OutboxSegmentsForTest lists the outbox's segments, in order.
 func (db *DB) OutboxSegmentsForTest() []uint64 {
 	var segs []uint64
-	db.View(func(tx *Tx) error { segs = tx.segmentsIn(0, ^uint64(0)); return nil })
+	db.View(func(tx *Tx) error { segs = tx.segmentsIn(records, 0, ^uint64(0)); return nil })
+	return segs
+}
+
+// TelSegmentsForTest lists the telemetry index's segments, in order.
+func (db *DB) TelSegmentsForTest() []uint64 {
+	var segs []uint64
+	db.View(func(tx *Tx) error { segs = tx.segmentsIn(telIndex, 0, ^uint64(0)); return nil })
 	return segs
 }

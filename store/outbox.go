@@ -363,7 +363,7 @@ func (tx *Tx) AppendOutbox(e Entry) (uint64, error) {
 }
 
 func (tx *Tx) putOutbox(seq uint64, e Entry, val []byte, size uint64) error {
-	ob, err := tx.segment(segmentOf(seq), true)
+	ob, err := tx.segment(records, segmentOf(seq), true)
 	if err != nil {
 		return err
 	}
@@ -373,7 +373,10 @@ func (tx *Tx) putOutbox(seq uint64, e Entry, val []byte, size uint64) error {
 		return err
 	}
 	if e.Class == Telemetry {
-		tb := tx.bucket(bucketOutboxTel)
+		tb, err := tx.segment(telIndex, segmentOf(seq), true)
+		if err != nil {
+			return err
+		}
 		tb.FillPercent = 1.0
 		if err := tb.Put(key, binary.AppendUvarint(nil, size)); err != nil {
 			return err
@@ -429,14 +432,17 @@ func (tx *Tx) admit(class Class, size uint64) error {
 // bytes are free.
 func (tx *Tx) shed(recs, byts uint64) error {
 	c, _ := tx.outboxCounters()
-	cur := tx.bucket(bucketOutboxTel).Cursor()
 	var seqs []uint64
-	for k, v := cur.First(); k != nil && (recs > 0 || byts > 0); k, v = cur.Next() {
-		size, _ := binary.Uvarint(v)
-		seqs = append(seqs, keyU64(k))
-		recs = sat(recs, 1)
-		byts = sat(byts, size)
-	}
+	tx.parts(telIndex, 0, func(b *bolt.Bucket) (bool, error) {
+		cur := b.Cursor()
+		for k, v := cur.First(); k != nil && (recs > 0 || byts > 0); k, v = cur.Next() {
+			size, _ := binary.Uvarint(v)
+			seqs = append(seqs, keyU64(k))
+			recs = sat(recs, 1)
+			byts = sat(byts, size)
+		}
+		return recs > 0 || byts > 0, nil
+	})
 	for _, seq := range seqs {
 		if _, err := tx.deleteOutbox(seq); err != nil {
 			return err
@@ -521,7 +527,7 @@ func (tx *Tx) OutboxBySubject(subject []byte) ([]uint64, error) {
 // file whose counters were damaged. Shed and rejected totals restart at 0.
 func (tx *Tx) recount() error {
 	c := &outboxCounters{V: 1}
-	err := tx.outboxParts(0, func(_ uint64, b *bolt.Bucket) (bool, error) {
+	err := tx.outboxParts(0, func(b *bolt.Bucket) (bool, error) {
 		return true, b.ForEach(func(k, v []byte) error {
 			if r, err := tx.decode(k, v, false); err == nil {
 				c.add(r.Class, storedSize(v), +1)

@@ -20,7 +20,7 @@ func (db *DB) ReadOutbox(from uint64, maxRecords, maxBytes int) ([]Record, error
 		// grow for it.
 		var buf []byte
 		overhead := tx.db.seal.aead.NonceSize() + tx.db.seal.aead.Overhead()
-		return tx.outboxParts(from, func(_ uint64, b *bolt.Bucket) (bool, error) {
+		return tx.outboxParts(from, func(b *bolt.Bucket) (bool, error) {
 			c := b.Cursor()
 			for k, v := c.Seek(u64key(from)); k != nil; k, v = c.Next() {
 				if len(out) >= maxRecords {
@@ -102,18 +102,11 @@ func (tx *Tx) deleteOutboxRange(first, last uint64) (int, error) {
 			subjects = append(subjects, subjKey(subject, keyU64(k)))
 		}
 	}
-	n, err := deleteKeyRange(tx.bucket(bucketOutbox), first, last, seen)
+	n, err := tx.deleteRange(records, first, last, seen)
 	if err != nil {
 		return 0, err
 	}
-	for _, seg := range tx.segmentsIn(first, last) {
-		m, err := tx.deleteSegmentRange(seg, first, last, seen)
-		if err != nil {
-			return 0, err
-		}
-		n += m
-	}
-	if _, err := deleteKeyRange(tx.bucket(bucketOutboxTel), first, last, nil); err != nil {
+	if _, err := tx.deleteRange(telIndex, first, last, nil); err != nil {
 		return 0, err
 	}
 	sb := tx.bucket(bucketOutboxSubj)
@@ -221,7 +214,7 @@ func (db *DB) OutboxStats() (OutboxStats, error) {
 			Limits:    db.opts.Outbox,
 		}
 		s.LastSeq = tx.bucket(bucketOutbox).Sequence()
-		err = tx.outboxParts(0, func(_ uint64, b *bolt.Bucket) (bool, error) {
+		err = tx.outboxParts(0, func(b *bolt.Bucket) (bool, error) {
 			k, v := b.Cursor().First()
 			if k == nil {
 				return true, nil
@@ -247,10 +240,14 @@ func (db *DB) OutboxStats() (OutboxStats, error) {
 // so a status poll stays short; past the bound the critical age is left
 // out).
 func (tx *Tx) oldestByClass(wantCritical bool) (telemetry, critical int64) {
-	tel := tx.bucket(bucketOutboxTel)
-	if k, _ := tel.Cursor().First(); k != nil {
-		if v := tx.outboxGet(keyU64(k)); v != nil {
-			if r, err := tx.decode(k, v, false); err == nil {
+	var first []byte
+	tx.parts(telIndex, 0, func(b *bolt.Bucket) (bool, error) {
+		first, _ = b.Cursor().First()
+		return first == nil, nil
+	})
+	if first != nil {
+		if v := tx.outboxGet(keyU64(first)); v != nil {
+			if r, err := tx.decode(first, v, false); err == nil {
 				telemetry = r.At
 			}
 		}
@@ -259,13 +256,13 @@ func (tx *Tx) oldestByClass(wantCritical bool) (telemetry, critical int64) {
 		return telemetry, 0
 	}
 	n := 0
-	tx.outboxParts(0, func(_ uint64, b *bolt.Bucket) (bool, error) {
+	tx.outboxParts(0, func(b *bolt.Bucket) (bool, error) {
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if n++; n > 100_000 {
 				return false, nil
 			}
-			if tel.Get(k) != nil {
+			if tx.get(telIndex, keyU64(k)) != nil {
 				continue
 			}
 			if r, err := tx.decode(k, v, false); err == nil {

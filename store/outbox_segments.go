@@ -16,8 +16,11 @@ import (
 // tree at commit: a sixth of the CPU of a drain, agent, broker and central
 // together, for work that carries nothing.
 //
+// The telemetry index is cut in segments the same way (outbox_tel/...), so
+// the records and their index entries go together.
+//
 // The "outbox" bucket keeps the sequence counter, and the records written
-// before segments (schema 2). Their sequence numbers all come before any
+// before segments (schema 2), as "outbox_tel" keeps their index entries. Their sequence numbers all come before any
 // segment's, so they are read first and leave as they are acked; nothing is
 // rewritten on upgrade.
 const (
@@ -27,26 +30,39 @@ const (
 	// acknowledged records frees the most with the least work when its
 	// ranges end where a segment does (see DeleteOutboxRange).
 	OutboxSegment = 1 << segmentShift
-	segmentPrefix = bucketOutbox + "/"
 )
 
 func segmentOf(seq uint64) uint64 { return seq >> segmentShift }
 
-// segmentName is the bucket name of segment seg.
-func segmentName(seg uint64) []byte {
-	name := make([]byte, len(segmentPrefix)+16)
-	copy(name, segmentPrefix)
-	hex.Encode(name[len(segmentPrefix):], u64key(seg))
+// family is a set of buckets keyed by sequence number, split in segments:
+// the records, and the telemetry index (seq -> size), which shedding walks
+// and every delete of telemetry cuts as the records are cut.
+type family struct {
+	legacy string // the bucket of the entries from before segments
+	prefix string // the segments' names: prefix and 16 hex digits
+	slot   int    // of the transaction's cache (Tx.seg)
+}
+
+var (
+	records  = family{legacy: bucketOutbox, prefix: bucketOutbox + "/", slot: 0}
+	telIndex = family{legacy: bucketOutboxTel, prefix: bucketOutboxTel + "/", slot: 1}
+)
+
+// name is the bucket name of segment seg.
+func (f family) name(seg uint64) []byte {
+	name := make([]byte, len(f.prefix)+16)
+	copy(name, f.prefix)
+	hex.Encode(name[len(f.prefix):], u64key(seg))
 	return name
 }
 
-// parseSegment returns the segment a bucket name is the name of.
-func parseSegment(name []byte) (uint64, bool) {
-	if len(name) != len(segmentPrefix)+16 || !bytes.HasPrefix(name, []byte(segmentPrefix)) {
+// parse returns the segment a bucket name is the name of.
+func (f family) parse(name []byte) (uint64, bool) {
+	if len(name) != len(f.prefix)+16 || !bytes.HasPrefix(name, []byte(f.prefix)) {
 		return 0, false
 	}
 	var b [8]byte
-	if _, err := hex.Decode(b[:], name[len(segmentPrefix):]); err != nil {
+	if _, err := hex.Decode(b[:], name[len(f.prefix):]); err != nil {
 		return 0, false
 	}
 	return keyU64(b[:]), true
@@ -55,18 +71,19 @@ func parseSegment(name []byte) (uint64, bool) {
 // isOutboxBucket reports whether records in the bucket name are outbox
 // records (sealed under the outbox's name, whatever bucket holds them).
 func isOutboxBucket(name []byte) bool {
-	_, seg := parseSegment(name)
+	_, seg := records.parse(name)
 	return seg || string(name) == bucketOutbox
 }
 
-// segment returns the bucket of segment seg, made if create is set; nil
-// when it does not exist. The last one asked for is kept for the next call:
-// appends and reads stay in one segment for a thousand records.
-func (tx *Tx) segment(seg uint64, create bool) (*bolt.Bucket, error) {
-	if tx.seg.b != nil && tx.seg.id == seg {
-		return tx.seg.b, nil
+// segment returns the bucket of f's segment seg, made if create is set;
+// nil when it does not exist. The last one asked for is kept for the next
+// call: appends and reads stay in one segment for a thousand records.
+func (tx *Tx) segment(f family, seg uint64, create bool) (*bolt.Bucket, error) {
+	cache := &tx.seg[f.slot]
+	if cache.b != nil && cache.id == seg {
+		return cache.b, nil
 	}
-	name := segmentName(seg)
+	name := f.name(seg)
 	b := tx.btx.Bucket(name)
 	if b == nil && create {
 		var err error
@@ -75,67 +92,71 @@ func (tx *Tx) segment(seg uint64, create bool) (*bolt.Bucket, error) {
 		}
 	}
 	if b != nil {
-		tx.seg.id, tx.seg.b = seg, b
+		cache.id, cache.b = seg, b
 	}
 	return b, nil
 }
 
-// dropSegment deletes segment seg's bucket with whatever it still holds.
-func (tx *Tx) dropSegment(seg uint64) error {
-	tx.seg.b = nil
-	return tx.btx.DeleteBucket(segmentName(seg))
+// dropSegment deletes f's segment seg with whatever it still holds.
+func (tx *Tx) dropSegment(f family, seg uint64) error {
+	tx.seg[f.slot].b = nil
+	return tx.btx.DeleteBucket(f.name(seg))
 }
 
-// outboxGet returns the stored value of record seq, or nil.
-func (tx *Tx) outboxGet(seq uint64) []byte {
+// get returns f's value for seq, or nil.
+func (tx *Tx) get(f family, seq uint64) []byte {
 	key := u64key(seq)
-	if b, _ := tx.segment(segmentOf(seq), false); b != nil {
+	if b, _ := tx.segment(f, segmentOf(seq), false); b != nil {
 		if v := b.Get(key); v != nil {
 			return v
 		}
 	}
-	return tx.bucket(bucketOutbox).Get(key)
+	return tx.bucket(f.legacy).Get(key)
 }
 
-// legacySegment stands for the "outbox" bucket in outboxParts: before every
-// segment.
-const legacySegment = ^uint64(0)
+// outboxGet returns the stored value of record seq, or nil.
+func (tx *Tx) outboxGet(seq uint64) []byte { return tx.get(records, seq) }
 
-// outboxParts calls fn, in sequence order, with each bucket that may hold
-// records with seq >= from: the "outbox" bucket when it still holds such
-// records, then every segment from from's on. fn returns false to stop.
-// fn must not create or delete buckets.
-func (tx *Tx) outboxParts(from uint64, fn func(seg uint64, b *bolt.Bucket) (bool, error)) error {
-	legacy := tx.bucket(bucketOutbox)
+// parts calls fn, in sequence order, with each of f's buckets that may
+// hold entries with seq >= from: the legacy bucket when it still holds
+// such entries, then every segment from from's on. fn returns false to
+// stop. fn must not create or delete buckets.
+func (tx *Tx) parts(f family, from uint64, fn func(b *bolt.Bucket) (bool, error)) error {
+	legacy := tx.bucket(f.legacy)
 	if k, _ := legacy.Cursor().Seek(u64key(from)); k != nil {
-		if more, err := fn(legacySegment, legacy); !more || err != nil {
+		if more, err := fn(legacy); !more || err != nil {
 			return err
 		}
 	}
 	c := tx.btx.Cursor()
-	for k, _ := c.Seek(segmentName(segmentOf(from))); k != nil; k, _ = c.Next() {
-		seg, ok := parseSegment(k)
+	for k, _ := c.Seek(f.name(segmentOf(from))); k != nil; k, _ = c.Next() {
+		seg, ok := f.parse(k)
 		if !ok {
 			return nil // past the segments
 		}
-		b, _ := tx.segment(seg, false)
+		b, _ := tx.segment(f, seg, false)
 		if b == nil {
 			continue
 		}
-		if more, err := fn(seg, b); !more || err != nil {
+		if more, err := fn(b); !more || err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// segmentsIn returns the segments that exist between those of first and
+// outboxParts is parts of the records.
+func (tx *Tx) outboxParts(from uint64, fn func(b *bolt.Bucket) (bool, error)) error {
+	return tx.parts(records, from, fn)
+}
+
+// segmentsIn returns f's segments that exist between those of first and
 // last, in order.
-func (tx *Tx) segmentsIn(first, last uint64) []uint64 {
+func (tx *Tx) segmentsIn(f family, first, last uint64) []uint64 {
 	var segs []uint64
 	c := tx.btx.Cursor()
-	for k, _ := c.Seek(segmentName(segmentOf(first))); k != nil; k, _ = c.Next() {
-		seg, ok := parseSegment(k)
+	for k, _ := c.Seek(f.name(segmentOf(first))); k != nil; k, _ = c.Next() {
+		seg, ok := f.parse(k)
 		if !ok || seg > segmentOf(last) {
 			break
 		}
@@ -144,11 +165,27 @@ func (tx *Tx) segmentsIn(first, last uint64) []uint64 {
 	return segs
 }
 
-// deleteSegmentRange removes the records from first to last from segment
-// seg, calling seen with each before it goes. A segment left with no
-// record (or holding none but those) goes whole: its bucket is dropped.
-func (tx *Tx) deleteSegmentRange(seg, first, last uint64, seen func(k, v []byte)) (int, error) {
-	b, err := tx.segment(seg, false)
+// deleteRange removes f's entries from first to last, calling seen, when
+// not nil, with each before it goes, and returns how many went. A segment
+// the range holds every entry of, or that it leaves empty, goes whole: its
+// bucket is dropped.
+func (tx *Tx) deleteRange(f family, first, last uint64, seen func(k, v []byte)) (int, error) {
+	n, err := deleteKeyRange(tx.bucket(f.legacy), first, last, seen)
+	if err != nil {
+		return 0, err
+	}
+	for _, seg := range tx.segmentsIn(f, first, last) {
+		m, err := tx.deleteSegmentRange(f, seg, first, last, seen)
+		if err != nil {
+			return 0, err
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func (tx *Tx) deleteSegmentRange(f family, seg, first, last uint64, seen func(k, v []byte)) (int, error) {
+	b, err := tx.segment(f, seg, false)
 	if err != nil || b == nil {
 		return 0, err
 	}
@@ -158,21 +195,23 @@ func (tx *Tx) deleteSegmentRange(seg, first, last uint64, seen func(k, v []byte)
 	if lo == nil || (keyU64(lo) >= first && keyU64(hi) <= last) {
 		n := 0
 		err := b.ForEach(func(k, v []byte) error {
-			seen(k, v)
+			if seen != nil {
+				seen(k, v)
+			}
 			n++
 			return nil
 		})
 		if err != nil {
 			return 0, err
 		}
-		return n, tx.dropSegment(seg)
+		return n, tx.dropSegment(f, seg)
 	}
 	n, err := deleteKeyRange(b, first, last, seen)
 	if err != nil {
 		return n, err
 	}
 	if k, _ := b.Cursor().First(); k == nil {
-		return n, tx.dropSegment(seg)
+		return n, tx.dropSegment(f, seg)
 	}
 	return n, nil
 }

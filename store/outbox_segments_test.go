@@ -114,6 +114,9 @@ func TestOutboxSegmentsGoWhole(t *testing.T) {
 		if segs := db.OutboxSegmentsForTest(); !slices.Equal(segs, s.segments) {
 			t.Fatalf("%s: segments %v, want %v", s.name, segs, s.segments)
 		}
+		if segs := db.TelSegmentsForTest(); !slices.Equal(segs, s.segments) {
+			t.Fatalf("%s: telemetry index segments %v, want %v", s.name, segs, s.segments)
+		}
 	}
 	seq := mustAppend(t, db, crit("after"))
 	if seq != n+1 || !slices.Equal(payloads(t, db, 0), []string{"after"}) {
@@ -153,7 +156,7 @@ func TestOutboxBeforeSegments(t *testing.T) {
 	toSchema2(t, path)
 
 	db = storetest.OpenAt(t, path, store.Options{Key: key})
-	if segs := db.OutboxSegmentsForTest(); len(segs) != 0 {
+	if segs := append(db.OutboxSegmentsForTest(), db.TelSegmentsForTest()...); len(segs) != 0 {
 		t.Fatalf("an old file has segments %v", segs)
 	}
 	checkOutbox(t, db, seqs(1, 3), subject)
@@ -177,7 +180,8 @@ func TestOutboxBeforeSegments(t *testing.T) {
 }
 
 // toSchema2 rewrites the file at path as schema 2 wrote it: every outbox
-// record in the "outbox" bucket, no segments.
+// record in the "outbox" bucket, every telemetry index entry in
+// "outbox_tel", no segments.
 func toSchema2(t *testing.T, path string) {
 	t.Helper()
 	bdb, err := bolt.Open(path, 0o600, nil)
@@ -186,12 +190,13 @@ func toSchema2(t *testing.T, path string) {
 	}
 	defer bdb.Close()
 	err = bdb.Update(func(tx *bolt.Tx) error {
-		legacy := tx.Bucket([]byte("outbox"))
 		var segs [][]byte
 		tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			if !strings.HasPrefix(string(name), "outbox/") {
+			family, _, ok := strings.Cut(string(name), "/")
+			if !ok {
 				return nil
 			}
+			legacy := tx.Bucket([]byte(family))
 			segs = append(segs, slices.Clone(name))
 			return b.ForEach(func(k, v []byte) error { return legacy.Put(slices.Clone(k), slices.Clone(v)) })
 		})

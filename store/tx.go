@@ -16,7 +16,7 @@ type Tx struct {
 
 	counters *outboxCounters // loaded on first outbox write, saved by finish
 	appended bool            // the outbox grew in this transaction
-	seg      struct {        // the outbox segment last opened (see Tx.segment)
+	seg      [2]struct {     // the segment of each family last opened (see Tx.segment)
 		id uint64
 		b  *bolt.Bucket
 	}
