@@ -14,14 +14,7 @@ import (
 
 func rawPut(t *testing.T, path, bucket string, key, val []byte) {
 	t.Helper()
-	bdb, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bdb.Close()
-	if err := bdb.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucket)).Put(key, val) }); err != nil {
-		t.Fatal(err)
-	}
+	rawUpdate(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte(bucket)).Put(key, val) })
 }
 
 func seqKey(seq uint64) []byte {

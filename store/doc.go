@@ -24,6 +24,10 @@
 // bounds. Past the bounds, [DB.Append] fails with [ErrOutboxFull]. Sequence
 // numbers come from the outbox bucket's own sequence: strictly increasing in
 // commit order, never reused, across crashes and compactions (invariant 3).
+// Records are kept in segments of [OutboxSegment] sequence numbers, and a
+// delete that takes every record of a segment frees the segment in one step:
+// a drain that deletes what the central acked should cut its ranges where
+// segments end.
 //
 // [OpenReadOnly] takes bbolt's shared lock for the technician's CLI. It fails
 // at once with [ErrLocked] when a daemon holds the file, so the CLI asks the

@@ -19,10 +19,10 @@ import (
 // The telemetry index is cut in segments the same way (outbox_tel/...), so
 // the records and their index entries go together.
 //
-// The "outbox" bucket keeps the sequence counter, and the records written
-// before segments (schema 2), as "outbox_tel" keeps their index entries. Their sequence numbers all come before any
-// segment's, so they are read first and leave as they are acked; nothing is
-// rewritten on upgrade.
+// The "outbox" bucket keeps the sequence counter and the records written
+// before segments (schema 2), as "outbox_tel" keeps their index entries.
+// Their sequence numbers all come before any segment's, so they are read
+// first and leave as they are acked; nothing is rewritten on upgrade.
 const (
 	segmentShift = 10
 	// OutboxSegment is how many consecutive sequence numbers share a

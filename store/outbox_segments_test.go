@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -74,21 +73,7 @@ func TestOutboxSegmentsGoWhole(t *testing.T) {
 	db := storetest.Open(t, store.Options{})
 	subject := []byte("subject-7")
 	const n = 2500
-	err := db.Update(func(tx *store.Tx) error {
-		for i := range n {
-			e := store.Entry{Class: store.Class(1 + i%2), Payload: fmt.Appendf(nil, "event %d", i+1)}
-			if i%7 == 0 {
-				e.Subject = subject
-			}
-			if _, err := tx.AppendOutbox(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	appendMixed(t, db, n, subject)
 	if got := db.OutboxSegmentsForTest(); !slices.Equal(got, []uint64{0, 1, 2}) {
 		t.Fatalf("segments %v for seqs 1..%d", got, n)
 	}
@@ -184,12 +169,7 @@ func TestOutboxBeforeSegments(t *testing.T) {
 // "outbox_tel", no segments.
 func toSchema2(t *testing.T, path string) {
 	t.Helper()
-	bdb, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bdb.Close()
-	err = bdb.Update(func(tx *bolt.Tx) error {
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
 		var segs [][]byte
 		tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			family, _, ok := strings.Cut(string(name), "/")
@@ -207,7 +187,4 @@ func toSchema2(t *testing.T, path string) {
 		}
 		return tx.Bucket([]byte("meta")).Put([]byte("store.schema"), []byte{0, 0, 0, 0, 0, 0, 0, 2})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

@@ -345,22 +345,7 @@ func TestDeleteOutboxRangesInOneTransaction(t *testing.T) {
 	db := storetest.Open(t, store.Options{})
 	const n = 3000
 	subject := []byte("subject-tag")
-	err := db.Update(func(tx *store.Tx) error {
-		for i := range n {
-			e := tel(fmt.Sprintf("event %04d %s", i, strings.Repeat("x", 100)))
-			if i%2 == 0 {
-				e = crit(fmt.Sprintf("event %04d %s", i, strings.Repeat("x", 100)))
-				e.Subject = subject
-			}
-			if _, err := tx.AppendOutbox(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	appendMixed(t, db, n, subject)
 	// Sequence numbers are 1..n.
 	ranges := [][2]uint64{{1500, 2000}, {1001, 2500}, {10, 20}, {2990, 5000}, {1200, 1300}}
 	gone := map[uint64]bool{}
@@ -374,7 +359,7 @@ func TestDeleteOutboxRangesInOneTransaction(t *testing.T) {
 		}
 	}
 	deleted := 0
-	err = db.Update(func(tx *store.Tx) error {
+	err := db.Update(func(tx *store.Tx) error {
 		for _, r := range ranges {
 			k, err := tx.DeleteOutboxRange(r[0], r[1])
 			if err != nil {
@@ -441,5 +426,28 @@ func TestDeleteOutboxRangesInOneTransaction(t *testing.T) {
 	// The telemetry index follows: shedding finds only live records.
 	if st.Telemetry.OldestAt == 0 {
 		t.Fatal("no oldest telemetry time: the telemetry index lost live records")
+	}
+}
+
+// appendMixed appends n records in one transaction: critical ones linked to
+// subject and telemetry, in turn, each with 100 bytes of padding. Their
+// sequence numbers are those that follow the last.
+func appendMixed(t *testing.T, db *store.DB, n int, subject []byte) {
+	t.Helper()
+	err := db.Update(func(tx *store.Tx) error {
+		for i := range n {
+			e := tel(fmt.Sprintf("event %04d %s", i, strings.Repeat("x", 100)))
+			if i%2 == 0 {
+				e = crit(fmt.Sprintf("event %04d %s", i, strings.Repeat("x", 100)))
+				e.Subject = subject
+			}
+			if _, err := tx.AppendOutbox(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -13,14 +13,23 @@ import (
 	"github.com/storeagent/storeagent/store/storetest"
 )
 
-func setRawSchema(t *testing.T, path string, v uint64) {
+// rawUpdate runs fn in a write transaction on the file at path, opened
+// with bbolt alone, as a damaged or older file would be made.
+func rawUpdate(t *testing.T, path string, fn func(*bolt.Tx) error) {
 	t.Helper()
 	bdb, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bdb.Close()
-	err = bdb.Update(func(tx *bolt.Tx) error {
+	if err := bdb.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func setRawSchema(t *testing.T, path string, v uint64) {
+	t.Helper()
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
 		b, _ := tx.CreateBucketIfNotExists([]byte("meta"))
 		var k [8]byte
 		for i := range 8 {
@@ -28,9 +37,6 @@ func setRawSchema(t *testing.T, path string, v uint64) {
 		}
 		return b.Put([]byte("store.schema"), k[:])
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestOpenNewerSchemaFails(t *testing.T) {
