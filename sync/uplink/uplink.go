@@ -207,14 +207,15 @@ type batch struct {
 // drain is Run's state, owned by its goroutine.
 type drain struct {
 	*Uplink
-	next     uint64 // the first of the next batch
-	inflight []*batch
-	online   bool
-	strict   int // batches still to build checking every event against the wire's rules
-	pace     time.Duration
-	lastSend time.Time
-	drained  bool // the last read found nothing more to send
-	deletes  chan deletion
+	next      uint64 // the first of the next batch
+	inflight  []*batch
+	online    bool
+	strict    int // batches still to build checking every event against the wire's rules
+	pace      time.Duration
+	lastSend  time.Time
+	drained   bool // the last read found nothing more to send
+	unflushed bool // acked ranges went to the deleter since its last flush
+	deletes   chan deletion
 }
 
 // Run drains until ctx ends, then returns nil.
@@ -230,8 +231,15 @@ func (u *Uplink) Run(ctx context.Context) error {
 	defer func() { <-done }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// linger, while it runs, holds back the batch of appends that arrived
+	// when the outbox was drained, so a burst shares one. It never holds
+	// back a backlog, and acks are taken meanwhile.
+	var linger <-chan time.Time
 	for {
-		d.fill(ctx)
+		if linger == nil {
+			d.fill(ctx)
+		}
+		d.flushIfIdle()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -241,10 +249,24 @@ func (u *Uplink) Run(ctx context.Context) error {
 			d.online = true
 			d.resendAll(ctx)
 		case <-u.st.Appended():
-			sleep(ctx, u.cfg.Linger) // let a burst of appends share a batch
+			if d.drained && linger == nil {
+				linger = time.After(u.cfg.Linger)
+			}
+		case <-linger:
+			linger = nil
 		case <-tick.C:
 			d.checkTimeout(ctx)
 		}
+	}
+}
+
+// flushIfIdle tells the deleter, once each time it happens, that the
+// outbox is drained and nothing is in flight: the acked records it holds
+// back for their segments to complete can go now.
+func (d *drain) flushIfIdle() {
+	if d.drained && len(d.inflight) == 0 && d.unflushed {
+		d.deletes <- deletion{flush: true}
+		d.unflushed = false
 	}
 }
 
@@ -422,9 +444,7 @@ func (d *drain) ack(a wire.Ack) {
 		clear(d.inflight[len(kept):])
 		d.inflight = kept
 		d.deletes <- deletion{r: r}
-	}
-	if len(d.inflight) == 0 && d.drained {
-		d.deletes <- deletion{flush: true} // nothing more is coming for now
+		d.unflushed = true
 	}
 	d.c.inflight.Store(int64(len(d.inflight)))
 	d.c.lastAckAt.Store(d.cfg.Now().UnixMilli())

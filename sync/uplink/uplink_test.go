@@ -230,6 +230,43 @@ func TestWholeSegments(t *testing.T) {
 	}
 }
 
+// The last ack of a drain whose window was full when it read its last
+// batch still lets the deleter finish: the drain learns it is drained only
+// after that ack, and tells the deleter then.
+func TestFlushAfterAFullWindow(t *testing.T) {
+	defer func(d time.Duration) { flushAfter = d }(flushAfter)
+	flushAfter = time.Hour // only the drain's own flush
+	db := storetest.Open(t, store.Options{})
+	appendEvents(t, db, 10, store.Telemetry)
+	f := start(t, db, Config{MaxEvents: 5, Window: 1})
+	ackAll(f, f.pub.waitBatches(t, 1))
+	ackAll(f, f.pub.waitBatches(t, 2)[1:])
+	waitAcked(t, f, 10)
+}
+
+// Appends that arrive when the outbox is drained wait the linger time and
+// share a batch; a backlog never waits for it, and neither does the
+// deleter's flush at the end.
+func TestLinger(t *testing.T) {
+	db := storetest.Open(t, store.Options{})
+	appendEvents(t, db, 10, store.Telemetry)
+	f := start(t, db, Config{Linger: 300 * time.Millisecond})
+	began := time.Now()
+	bs := f.pub.waitBatches(t, 1)
+	if waited := time.Since(began); waited > 200*time.Millisecond {
+		t.Fatalf("a backlog waited %v for the linger time", waited)
+	}
+	ackAll(f, bs)
+	waitAcked(t, f, 10) // the flush: long before the deleter's own second
+	for range 3 {
+		appendEvents(t, db, 1, store.Telemetry) // three commits, one burst
+	}
+	bs = f.pub.waitBatches(t, 2)
+	if len(bs) != 2 || len(bs[1].Events) != 3 {
+		t.Fatalf("%d batches, the last of %d events: the burst did not share a batch", len(bs), len(bs[len(bs)-1].Events))
+	}
+}
+
 // Nothing leaves the outbox without an ack; at most Window batches wait.
 func TestWindowAndNoAckNoDelete(t *testing.T) {
 	db := storetest.Open(t, store.Options{})
