@@ -27,7 +27,8 @@ func capture(t *testing.T, f *fixture, req CaptureRequest) CaptureResult {
 		req.Properties = map[string]any{"email": email, "sku": "CUSHION-1"}
 	}
 	if req.Traits == nil {
-		req.Traits = map[string]any{"firstName": "Ada"}
+		// A name no hex UUID can hold: containsAny matches without case.
+		req.Traits = map[string]any{"firstName": "Ada Lovelace"}
 	}
 	res, err := f.a.Capture(context.Background(), req)
 	if err != nil {
@@ -58,7 +59,7 @@ func TestWithdrawalAtKiosk(t *testing.T) {
 		switch ev.MessageID {
 		case offer.MessageID:
 			b, _ := ev.Encode()
-			if ev.UserID != "" || ev.Traits != nil || recs[i].Subject != nil || containsAny(b, email, "Ada", "cust-1") || ev.Properties["sku"] != "CUSHION-1" {
+			if ev.UserID != "" || ev.Traits != nil || recs[i].Subject != nil || containsAny(b, email, "Ada Lovelace", "cust-1") || ev.Properties["sku"] != "CUSHION-1" {
 				t.Fatalf("queued marketing event kept identity: %+v", ev)
 			}
 		case order.MessageID:
