@@ -220,7 +220,7 @@ func (db *DB) swap(tmp string) error {
 		return errors.Join(renameErr, fmt.Errorf("reopen after compaction: %w", err))
 	}
 	db.bdb = bdb
-	return renameErr
+	return errors.Join(renameErr, db.reloadCounters())
 }
 
 // syncDir makes a rename in dir durable. Windows cannot fsync a directory;

@@ -133,7 +133,7 @@ type DB struct {
 	mu  sync.RWMutex
 	bdb *bolt.DB
 
-	counters     atomic.Pointer[outboxCounters] // last committed outbox counters
+	counters     atomic.Pointer[committedCounters] // the newest committed outbox counters
 	afterCompact atomic.Pointer[func(*Tx)]      // see AfterCompact
 	appended     chan struct{}                  // signalled after a commit that appended to the outbox
 
@@ -218,14 +218,7 @@ func (db *DB) prepare() error {
 	} else if err := migrate(db.bdb, db.path, db.log); err != nil {
 		return err
 	}
-	err := db.bdb.View(func(btx *bolt.Tx) error {
-		c, err := loadCounters(btx)
-		if err != nil {
-			return err
-		}
-		db.counters.Store(c)
-		return nil
-	})
+	err := db.reloadCounters()
 	if IsCorrupt(err) && !db.readOnly {
 		db.log.Warn("outbox counters damaged; recounting", "err", err)
 		return db.Update(func(tx *Tx) error { return tx.recount() })
@@ -270,15 +263,17 @@ func (db *DB) Update(fn func(*Tx) error) error {
 		return ErrClosed
 	}
 	var tx *Tx
+	var txid uint64 // read inside: bbolt forgets it at commit
 	err := db.bdb.Update(func(btx *bolt.Tx) error {
 		tx = &Tx{db: db, btx: btx, writable: true}
+		txid = tx.ID()
 		if err := fn(tx); err != nil {
 			return err
 		}
 		return tx.finish()
 	})
 	if err == nil && tx.counters != nil {
-		db.counters.Store(tx.counters)
+		db.publishCounters(txid, tx.counters)
 	}
 	if err == nil && tx.appended {
 		select {
@@ -339,3 +334,40 @@ func (db *DB) FileSize() (int64, error) {
 }
 
 func (db *DB) nowMs() int64 { return db.opts.Now().UnixMilli() }
+
+// committedCounters are the outbox counters as a commit left them.
+type committedCounters struct {
+	txid uint64 // the transaction that committed them
+	c    *outboxCounters
+}
+
+// publishCounters makes c, committed by transaction txid, what
+// QueuedRecords reads, unless a later commit's are there already: two
+// writers return from their commits in either order, and the counters of
+// the earlier one must not overwrite those of the later (a drain's delete
+// returning after an append would show an outbox empty that is not).
+func (db *DB) publishCounters(txid uint64, c *outboxCounters) {
+	next := &committedCounters{txid: txid, c: c}
+	for {
+		cur := db.counters.Load()
+		if cur != nil && cur.txid > txid {
+			return
+		}
+		if db.counters.CompareAndSwap(cur, next) {
+			return
+		}
+	}
+}
+
+// reloadCounters reads the counters the file holds, as at open and after a
+// compaction (whose new file numbers its transactions afresh).
+func (db *DB) reloadCounters() error {
+	return db.bdb.View(func(btx *bolt.Tx) error {
+		c, err := loadCounters(btx)
+		if err != nil {
+			return err
+		}
+		db.counters.Store(&committedCounters{txid: uint64(btx.ID()), c: c})
+		return nil
+	})
+}

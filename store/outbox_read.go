@@ -275,12 +275,12 @@ func (tx *Tx) oldestByClass(wantCritical bool) (telemetry, critical int64) {
 	return telemetry, critical
 }
 
-// QueuedRecords is the outbox depth as of the last commit, without a
+// QueuedRecords is the outbox depth as of the latest commit, without a
 // transaction: cheap enough for every status poll.
 func (db *DB) QueuedRecords() uint64 {
-	c := db.counters.Load()
-	if c == nil {
+	p := db.counters.Load()
+	if p == nil {
 		return 0
 	}
-	return c.CritRecs + c.TelRecs
+	return p.c.CritRecs + p.c.TelRecs
 }
