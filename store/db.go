@@ -134,8 +134,8 @@ type DB struct {
 	bdb *bolt.DB
 
 	counters     atomic.Pointer[committedCounters] // the newest committed outbox counters
-	afterCompact atomic.Pointer[func(*Tx)]      // see AfterCompact
-	appended     chan struct{}                  // signalled after a commit that appended to the outbox
+	afterCompact atomic.Pointer[func(*Tx)]         // see AfterCompact
+	appended     chan struct{}                     // signalled after a commit that appended to the outbox
 
 	appendc   chan *appendReq // to the committer; unbuffered, see Append
 	closing   chan struct{}   // closed by Close to stop the committer

@@ -3,6 +3,7 @@ package central
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -199,14 +200,37 @@ func TestControlAPIEndToEnd(t *testing.T) {
 	}
 }
 
+// Nothing at the address, or something that takes the connection and
+// closes it without an answer (another program on a freed port): either
+// way the error says to start cdpsim there.
 func TestControlClientHint(t *testing.T) {
-	cl := &ControlClient{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-	_, err := cl.Report(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "is `cdpsim serve --control") {
-		t.Errorf("no hint: %v", err)
+	closer, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
-		t.Error("a connect failure is not an API error")
+	defer closer.Close()
+	go func() {
+		for {
+			c, err := closer.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	for name, addr := range map[string]string{
+		"nothing listens":          "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"closed without answering": closer.Addr().String(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := (&ControlClient{Addr: addr}).Report(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "is `cdpsim serve --control") {
+				t.Errorf("no hint: %v", err)
+			}
+			var apiErr *APIError
+			if errors.As(err, &apiErr) {
+				t.Error("a connect failure is not an API error")
+			}
+		})
 	}
 }

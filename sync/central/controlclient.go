@@ -113,11 +113,12 @@ func (c *ControlClient) send(ctx context.Context, method, path string, in, out a
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return fmt.Errorf("cannot reach the cdpsim control api at %s: is `cdpsim serve --control %s` running? (%w)", c.Addr, c.Addr, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("cdpsim control api: %w", err)
 		}
-		return fmt.Errorf("cdpsim control api: %w", err)
+		// Refused, or taken and closed without an answer (another program
+		// now holds the port): either way no cdpsim answers there.
+		return fmt.Errorf("cannot reach the cdpsim control api at %s: is `cdpsim serve --control %s` running? (%w)", c.Addr, c.Addr, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
