@@ -96,8 +96,10 @@ func New(cfg Config, db *store.DB, ag *agent.Agent, log *slog.Logger) (*Sync, er
 		s.link.Subscribe(t, s.in)
 	}
 	s.link.OnConnect(func() {
-		s.announce(statusTopic)
+		// The drain first: it only takes a signal, and starts on its own
+		// goroutine while the presence waits for its PUBACK.
 		s.up.Reconnected()
+		s.announce(statusTopic)
 		s.down.Resync()
 	})
 	return s, nil
