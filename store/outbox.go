@@ -244,7 +244,23 @@ func strictEnvelope(k, v []byte) (envelope, error) {
 // for anything else, well-formed or not, for the strict decoder to judge;
 // what it accepts, that decoder accepts with the same values
 // (FuzzParseEnvelope holds it to that).
-func parseEnvelope(v []byte) (env envelope, ok bool) {
+func parseEnvelope(v []byte) (envelope, bool) { return scanEnvelope(v, false) }
+
+// envelopeHead reads what a delete needs of an envelope, its class and
+// subject, and stops before the label and the sealed payload: a drain
+// deletes every record it sent, and the full read was a tenth of the
+// deletes. It reports false for what readEnvelope would refuse or has to
+// judge; what parseEnvelope takes, it takes with the same class and
+// subject.
+func envelopeHead(v []byte) (Class, []byte, bool) {
+	env, ok := scanEnvelope(v, true)
+	return env.Class, env.Subject, ok && env.V == envelopeV1 && (env.Class == Critical || env.Class == Telemetry)
+}
+
+// scanEnvelope is parseEnvelope; with head set it stops at the label
+// (key 4) or the sealed payload (key 5), and leaves them and what follows
+// unread.
+func scanEnvelope(v []byte, head bool) (env envelope, ok bool) {
 	major, n, v, ok := cborhead.Read(v)
 	if !ok || major != 5 || n > 6 {
 		return envelope{}, false
@@ -254,6 +270,9 @@ func parseEnvelope(v []byte) (env envelope, ok bool) {
 		var key uint64
 		if major, key, v, ok = cborhead.Read(v); !ok || major != 0 || int(key) <= last || key > 5 {
 			return envelope{}, false
+		}
+		if head && key >= 4 {
+			return env, true
 		}
 		last = int(key)
 		var val uint64
@@ -284,47 +303,7 @@ func parseEnvelope(v []byte) (env envelope, ok bool) {
 			return envelope{}, false
 		}
 	}
-	return env, len(v) == 0
-}
-
-// envelopeHead reads what a delete needs of an envelope as encode writes
-// it, its class and subject, and stops before the label and the sealed
-// payload: a drain deletes every record it sent, and the full read was a
-// tenth of the deletes. It reports false for anything else, which
-// readEnvelope then judges; what parseEnvelope takes, it takes with the
-// same class and subject (FuzzParseEnvelope holds it to that).
-func envelopeHead(v []byte) (class Class, subject []byte, ok bool) {
-	major, n, v, ok := cborhead.Read(v)
-	if !ok || major != 5 || n > 6 {
-		return 0, nil, false
-	}
-	var version uint64
-	last := -1
-	for range n {
-		var key, val uint64
-		if major, key, v, ok = cborhead.Read(v); !ok || major != 0 || int(key) <= last || key > 5 {
-			return 0, nil, false
-		}
-		if key >= 4 {
-			break
-		}
-		last = int(key)
-		if major, val, v, ok = cborhead.Read(v); !ok {
-			return 0, nil, false
-		}
-		switch {
-		case key == 0 && major == 0:
-			version = val
-		case key == 1 && major == 0 && val <= 0xff:
-			class = Class(val)
-		case key == 2 && (major == 0 || major == 1):
-		case key == 3 && major == 2 && val <= uint64(len(v)):
-			subject, v = v[:val:val], v[val:]
-		default:
-			return 0, nil, false
-		}
-	}
-	return class, subject, version == envelopeV1 && (class == Critical || class == Telemetry)
+	return env, head || len(v) == 0
 }
 
 // storedSize is what a record costs against the byte bound.
