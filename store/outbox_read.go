@@ -214,19 +214,11 @@ func (db *DB) OutboxStats() (OutboxStats, error) {
 			Limits:    db.opts.Outbox,
 		}
 		s.LastSeq = tx.bucket(bucketOutbox).Sequence()
-		err = tx.outboxParts(0, func(b *bolt.Bucket) (bool, error) {
-			k, v := b.Cursor().First()
-			if k == nil {
-				return true, nil
-			}
+		if k, v := tx.first(records); k != nil {
 			s.FirstSeq = keyU64(k)
 			if r, err := tx.decode(k, v, false); err == nil {
 				s.OldestAt = r.At
 			}
-			return false, nil
-		})
-		if err != nil {
-			return err
 		}
 		s.Telemetry.OldestAt, s.Critical.OldestAt = tx.oldestByClass(s.Critical.Records > 0)
 		return nil
@@ -240,14 +232,9 @@ func (db *DB) OutboxStats() (OutboxStats, error) {
 // so a status poll stays short; past the bound the critical age is left
 // out).
 func (tx *Tx) oldestByClass(wantCritical bool) (telemetry, critical int64) {
-	var first []byte
-	tx.parts(telIndex, 0, func(b *bolt.Bucket) (bool, error) {
-		first, _ = b.Cursor().First()
-		return first == nil, nil
-	})
-	if first != nil {
-		if v := tx.outboxGet(keyU64(first)); v != nil {
-			if r, err := tx.decode(first, v, false); err == nil {
+	if k, _ := tx.first(telIndex); k != nil {
+		if v := tx.outboxGet(keyU64(k)); v != nil {
+			if r, err := tx.decode(k, v, false); err == nil {
 				telemetry = r.At
 			}
 		}

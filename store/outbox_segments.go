@@ -145,6 +145,15 @@ func (tx *Tx) parts(f family, from uint64, fn func(b *bolt.Bucket) (bool, error)
 	return nil
 }
 
+// first returns f's first entry, wherever it is.
+func (tx *Tx) first(f family) (k, v []byte) {
+	tx.parts(f, 0, func(b *bolt.Bucket) (bool, error) {
+		k, v = b.Cursor().First()
+		return k == nil, nil
+	})
+	return k, v
+}
+
 // outboxParts is parts of the records.
 func (tx *Tx) outboxParts(from uint64, fn func(b *bolt.Bucket) (bool, error)) error {
 	return tx.parts(records, from, fn)
