@@ -70,34 +70,13 @@ func BenchmarkVerifyChangeSet(b *testing.B) {
 func BenchmarkEncodeEventBatch(b *testing.B) {
 	batch := fullBatch(b)
 	n := float64(len(batch.Events))
-	b.Run("baseline-marshal", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := cbor.Marshal(batch); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	})
-	b.Run("encode", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := EncodeEventBatch(batch); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	})
+	perEvent(b, "baseline-marshal", n, func() error { _, err := cbor.Marshal(batch); return err })
+	perEvent(b, "encode", n, func() error { _, err := EncodeEventBatch(batch); return err })
 	raw := make([][]byte, len(batch.Events))
 	for i, e := range batch.Events {
 		raw[i] = must[[]byte](b)(EncodeEvent(e))
 	}
-	b.Run("encode-raw", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := EncodeEventBatchRaw(batch, raw); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	})
+	perEvent(b, "encode-raw", n, func() error { _, err := EncodeEventBatchRaw(batch, raw); return err })
 }
 
 // BenchmarkDecodeEventBatch measures what the central pays per event to
@@ -108,31 +87,9 @@ func BenchmarkDecodeEventBatch(b *testing.B) {
 	batch := fullBatch(b)
 	payload := must[[]byte](b)(EncodeEventBatch(batch))
 	n := float64(len(batch.Events))
-	b.Run("baseline-unmarshal", func(b *testing.B) {
-		for b.Loop() {
-			var m map[string]any
-			if err := cbor.Unmarshal(payload, &m); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	})
-	b.Run("decode", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := DecodeEventBatch(payload); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	})
-	b.Run("decode-ids", func(b *testing.B) {
-		for b.Loop() {
-			if _, _, err := DecodeEventBatchIDs(payload); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	})
+	perEvent(b, "baseline-unmarshal", n, func() error { var m map[string]any; return cbor.Unmarshal(payload, &m) })
+	perEvent(b, "decode", n, func() error { _, err := DecodeEventBatch(payload); return err })
+	perEvent(b, "decode-ids", n, func() error { _, _, err := DecodeEventBatchIDs(payload); return err })
 }
 
 // fullBatch is a batch of sample events filled to the size bound.
@@ -151,4 +108,17 @@ func fullBatch(b *testing.B) EventBatch {
 	}
 	batch.Last = uint64(len(batch.Events))
 	return batch
+}
+
+// perEvent runs the sub-benchmark name, each iteration one call of op on a
+// batch of n events, and reports events a second.
+func perEvent(b *testing.B, name string, n float64, op func() error) {
+	b.Run(name, func(b *testing.B) {
+		for b.Loop() {
+			if err := op(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(n*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
 }
