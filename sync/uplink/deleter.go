@@ -17,8 +17,8 @@ type deletion struct {
 	flush bool
 }
 
-// flushAfter is how long acked records may wait for their segment to be
-// acked whole when no ack and no flush comes. A variable for tests.
+// flushAfter is the longest acked records wait for their segment to be
+// acked whole when no flush comes. A variable for tests.
 var flushAfter = time.Second
 
 // deleter removes acked records from the outbox, off the drain's path: a
@@ -37,15 +37,19 @@ var flushAfter = time.Second
 func (u *Uplink) deleter(ctx context.Context, frontier uint64, in <-chan deletion) {
 	deleted := frontier    // persisted: every record up to it is gone
 	var above []wire.Range // acked ranges beyond the frontier, not yet joined to it
-	idle := time.NewTimer(flushAfter)
-	defer idle.Stop()
+	// idle runs only while acked records are held back: an idle agent's
+	// deleter does not wake.
+	timer := time.NewTimer(flushAfter)
+	timer.Stop()
+	defer timer.Stop()
+	var idle <-chan time.Time
 	for {
 		flush := false
 		select {
 		case d := <-in:
 			above, flush = collect(above, d, flush)
-		case <-idle.C:
-			flush = true
+		case <-idle:
+			flush, idle = true, nil
 		case <-ctx.Done():
 			return
 		}
@@ -58,11 +62,14 @@ func (u *Uplink) deleter(ctx context.Context, frontier uint64, in <-chan deletio
 				break more
 			}
 		}
-		idle.Reset(flushAfter)
 		frontier, above = advance(frontier, above)
 		target := frontier
 		if !flush {
 			target = wholeSegments(frontier)
+		}
+		if target < frontier && idle == nil {
+			timer.Reset(flushAfter)
+			idle = timer.C
 		}
 		if target <= deleted {
 			continue
